@@ -1,0 +1,72 @@
+"""What the nodes use from the host, with plain fallbacks so the pack imports without ComfyUI.
+
+ComfyUI's modules (folder_paths, comfy.utils, comfy.model_management) exist only inside the host;
+tests and the demo run without them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+try:  # inside ComfyUI
+    import folder_paths  # type: ignore[import-not-found]
+except ImportError:  # plain Python: tests, demo
+    folder_paths = None
+
+try:
+    import comfy.model_management as model_management  # type: ignore[import-not-found]
+    import comfy.utils as comfy_utils  # type: ignore[import-not-found]
+except ImportError:
+    model_management = None
+    comfy_utils = None
+
+# Outside ComfyUI, model folders are looked up under this directory (models/<folder>/...).
+MODELS_DIR_ENV = "MAGICINFINITE_MODELS_DIR"
+
+
+def list_models(folder: str) -> list[str]:
+    """File names in one of ComfyUI's model folders ('diffusion_models', 'loras', ...)."""
+    if folder_paths is not None:
+        try:
+            return sorted(folder_paths.get_filename_list(folder))
+        except KeyError:  # folder not registered in this ComfyUI version
+            return []
+    root = Path(os.environ.get(MODELS_DIR_ENV, "models")) / folder
+    if not root.is_dir():
+        return []
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def model_path(folder: str, name: str) -> Path:
+    """Full path of a file listed by `list_models`."""
+    if folder_paths is not None:
+        found = folder_paths.get_full_path(folder, name)
+        if found is not None:
+            return Path(found)
+    return Path(os.environ.get(MODELS_DIR_ENV, "models")) / folder / name
+
+
+def output_directory() -> Path:
+    if folder_paths is not None:
+        return Path(folder_paths.get_output_directory())
+    return Path("output")
+
+
+def check_interrupted() -> None:
+    """Raise the host's interrupt exception when the user pressed cancel."""
+    if model_management is not None:
+        model_management.throw_exception_if_processing_interrupted()
+
+
+def progress_callback(total: int) -> Callable[[int, object | None], None]:
+    """A callback(step, preview) that advances ComfyUI's progress bar and honours cancel."""
+    bar = comfy_utils.ProgressBar(total) if comfy_utils is not None else None
+
+    def advance(step: int, preview: object | None = None) -> None:
+        check_interrupted()
+        if bar is not None:
+            bar.update_absolute(step, total, preview)
+
+    return advance
