@@ -1,0 +1,54 @@
+"""Fitting pictures to the video frame: the one resize + centre-crop shared by the reference image and masks.
+
+The reference image and the speaker masks must land on the frame in exactly the same place, otherwise a
+region drawn on the portrait would cover a different patch of the generated video. Both therefore go
+through `fit_image`.
+"""
+
+import torch
+import torch.nn.functional as F
+
+from magicinfinite_core.errors import InputError
+
+
+def cover_crop_box(src_width: int, src_height: int, width: int, height: int) -> tuple[int, int, int, int]:
+    """The centred (left, top, crop_width, crop_height) of the source that has the target's aspect ratio.
+
+    Cropping first and then resizing that crop to exactly (width, height) is "resize to cover, centre-crop"
+    without rounding drift: the output size is always exact.
+    """
+    if src_width * height > width * src_height:  # source is wider than the target: trim left and right
+        crop_height = src_height
+        crop_width = max(1, min(src_width, round(src_height * width / height)))
+    else:  # source is taller (or the same aspect): trim top and bottom
+        crop_width = src_width
+        crop_height = max(1, min(src_height, round(src_width * height / width)))
+    return (src_width - crop_width) // 2, (src_height - crop_height) // 2, crop_width, crop_height
+
+
+def fit_image(image: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """Resize `image` [N, H, W, C] to cover (width, height) and centre-crop it: returns [N, height, width, C].
+
+    The resize is bilinear with antialiasing (a triangle filter whose weights are all positive), so values
+    stay within the input's range: 0..1 images stay 0..1 and {0,1} masks become coverage fractions.
+    Computed in float32, returned in the input's dtype and device.
+    """
+    if not isinstance(width, int) or not isinstance(height, int) or width < 1 or height < 1:
+        raise InputError(
+            f"fit_image: width and height must be positive integers, got {width!r} x {height!r}."
+        )
+    if image.ndim != 4:
+        raise InputError(
+            f"fit_image: expected an IMAGE shaped [N, H, W, C], got a tensor of shape {tuple(image.shape)}."
+        )
+    _, src_height, src_width, _ = image.shape
+    if src_height < 1 or src_width < 1:
+        raise InputError(f"fit_image: the image is empty (shape {tuple(image.shape)}).")
+    left, top, crop_width, crop_height = cover_crop_box(src_width, src_height, width, height)
+    cropped = image[:, top : top + crop_height, left : left + crop_width, :]
+    if (crop_height, crop_width) == (height, width):
+        return cropped.clone()
+    channels_first = cropped.permute(0, 3, 1, 2).float()
+    resized = F.interpolate(channels_first, size=(height, width), mode="bilinear", align_corners=False,
+                            antialias=True)
+    return resized.permute(0, 2, 3, 1).to(image.dtype).contiguous()
