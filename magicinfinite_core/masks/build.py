@@ -43,18 +43,29 @@ def _mask_on_canvas(mask: torch.Tensor, speaker: int, canvas_width: int, canvas_
 def build_regions(
     canvas_width: int,
     canvas_height: int,
-    sources: Sequence[RegionSource],
+    num_speakers: int,
+    sources: Sequence[RegionSource] = (),
     *,
     split_layout: SplitLayout = "left to right",
     grow_px: int = 0,
     feather_px: int = 0,
 ) -> Regions:
-    """Regions on a canvas_width x canvas_height reference image, one per source (speaker 1 first)."""
-    count = len(sources)
-    if not 1 <= count <= MAX_SPEAKERS:
-        raise InputError(f"Region masks: expected 1 to {MAX_SPEAKERS} speakers, got {count}.")
+    """Regions of num_speakers speakers on a canvas_width x canvas_height reference image.
+
+    sources[i] is what was given for speaker i + 1; speakers without a source get their automatic strip.
+    A source given for a speaker beyond num_speakers is an error rather than silently dropped.
+    """
+    if not 1 <= num_speakers <= MAX_SPEAKERS:
+        raise InputError(f"Region masks: num_speakers must be 1 to {MAX_SPEAKERS}, got {num_speakers}.")
+    for index, source in enumerate(sources[num_speakers:], start=num_speakers):
+        if source.mask is not None or source.box.strip():
+            raise InputError(
+                f"Region masks: a mask or box is given for speaker {index + 1} but num_speakers is "
+                f"{num_speakers}; raise num_speakers to {index + 1} or clear speaker {index + 1}'s inputs."
+            )
+    padded = list(sources[:num_speakers]) + [RegionSource()] * (num_speakers - len(sources))
     masks = []
-    for index, source in enumerate(sources):
+    for index, source in enumerate(padded):
         speaker = index + 1
         box = source.box.strip()
         if source.mask is not None and box:
@@ -70,7 +81,7 @@ def build_regions(
             except InputError as error:
                 raise InputError(f"Speaker {speaker}: {error}") from None
         else:
-            masks.append(split_mask(index, count, split_layout, canvas_width, canvas_height))
+            masks.append(split_mask(index, num_speakers, split_layout, canvas_width, canvas_height))
     stacked = feather(grow(torch.stack(masks), grow_px), feather_px)
     for index, mask in enumerate(stacked):
         if mask.max() == 0:
