@@ -1,0 +1,347 @@
+"""The window loop: a talking video of any length, one window at a time, in flat memory.
+
+Per window (see window.py for the plan): the window's reference frame (the portrait, or the source video's
+frame at the window's position when dubbing) conditions it through y; the motion frames it starts from
+are encoded and held in its first latents; it reads the audio features of its own frames and the prompt at
+its centre; the solver denoises it with guidance; it is decoded, optionally colour-matched, its new frames
+go to the sink, and its last frames become the next window's motion frames.
+
+Motion schemes: "infinitetalk" (default) writes the motion latents clean into the first latents before and
+after every step and keeps the reference in y; "multitalk" re-noises them to the current sigma and takes
+y's reference from the last motion frame. Window 0 holds the reference's latent in its first latent frame.
+
+Noise is drawn on the CPU from a generator seeded per window from the seed, so the same seed gives the same
+video and a resumed render gives the same video as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Literal, Protocol
+
+import torch
+from torch import nn
+
+from magicinfinite_core.audio.features import AudioFeatures, check_adapter_compatible
+from magicinfinite_core.errors import InputError
+from magicinfinite_core.imaging import fit_image
+from magicinfinite_core.latents import VideoVAE, decode, encode, image_conditioning, latent_frames
+from magicinfinite_core.sampling.colour import match_colour
+from magicinfinite_core.sampling.guidance import Condition, Guidance
+from magicinfinite_core.sampling.resume import ResumeState, fingerprint, module_fingerprint
+from magicinfinite_core.sampling.schedules import default_shift, distilled_sigmas, flow_sigmas, user_sigmas
+from magicinfinite_core.sampling.sinks import FrameSink, MemorySink, VideoResult
+from magicinfinite_core.sampling.solvers import SOLVERS
+from magicinfinite_core.sampling.text import TextConditioning
+from magicinfinite_core.sampling.window import (
+    DEFAULT_MOTION_FRAMES,
+    DEFAULT_WINDOW_FRAMES,
+    Window,
+    check_window,
+    plan_windows,
+)
+
+MotionMode = Literal["infinitetalk", "multitalk"]
+MOTION_MODES: tuple[MotionMode, ...] = ("infinitetalk", "multitalk")
+SIZE_MULTIPLE = 16  # 8 pixels per latent cell x 2 latent cells per token
+
+
+class AudioVideoModel(Protocol):
+    """WanModel's sampling surface (interfaces.md): encode_audio and the velocity forward."""
+
+    config: object
+
+    def encode_audio(self, features: torch.Tensor) -> torch.Tensor: ...
+
+    def __call__(self, x: torch.Tensor, timestep: torch.Tensor, context: torch.Tensor,
+                 **kwargs: object) -> torch.Tensor: ...
+
+
+class TokenRegions(Protocol):
+    """masks.Regions: one region per speaker, seen on the token grid of a width x height video."""
+
+    masks: torch.Tensor
+
+    def token_masks(self, width: int, height: int) -> torch.Tensor: ...
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    """Everything about how a video is sampled (not what it shows)."""
+
+    width: int
+    height: int
+    window_frames: int = DEFAULT_WINDOW_FRAMES
+    motion_frames: int = DEFAULT_MOTION_FRAMES
+    motion_mode: MotionMode = "infinitetalk"
+    solver: str = "distilled"
+    steps: int = 4
+    shift: float | None = None  # None: 5 for "distilled", else by resolution (480p 7, 720p 11)
+    sigmas: tuple[float, ...] | None = None  # a user schedule; replaces steps and shift
+    text_cfg: float = 1.0
+    audio_cfg: float = 1.0
+    seed: int = 0
+    colour_match: float = 0.0  # 0 off .. 1 full Lab mean/std transfer to the reference
+
+    def __post_init__(self) -> None:
+        for name in ("width", "height"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < SIZE_MULTIPLE or value % SIZE_MULTIPLE:
+                raise InputError(
+                    f"{name}: expected a multiple of {SIZE_MULTIPLE} pixels (at least {SIZE_MULTIPLE}), got "
+                    f"{value!r}; try {max(SIZE_MULTIPLE, round(value / SIZE_MULTIPLE) * SIZE_MULTIPLE)}."
+                )
+        check_window(self.window_frames, self.motion_frames)
+        if self.motion_mode not in MOTION_MODES:
+            raise InputError(f"motion_mode: expected one of {MOTION_MODES}, got {self.motion_mode!r}.")
+        if self.solver not in SOLVERS:
+            raise InputError(f"solver: expected one of {tuple(SOLVERS)}, got {self.solver!r}.")
+        if not 0.0 <= self.colour_match <= 1.0:
+            raise InputError(f"colour_match: expected a strength from 0 (off) to 1, got {self.colour_match}.")
+        if self.sigmas is None:
+            self.schedule()  # reports bad steps / shift now rather than at the first window
+
+    @property
+    def guidance(self) -> Guidance:
+        return Guidance(self.text_cfg, self.audio_cfg)
+
+    def schedule(self) -> torch.Tensor:
+        """The sigmas every window visits."""
+        if self.sigmas is not None:
+            return user_sigmas(self.sigmas)
+        distilled = self.solver == "distilled"
+        shift = self.shift if self.shift is not None else default_shift(self.width, self.height,
+                                                                          distilled=distilled)
+        return distilled_sigmas(self.steps, shift) if distilled else flow_sigmas(self.steps, shift)
+
+
+@dataclass(frozen=True)
+class StepProgress:
+    """Reported after every step of every window; `latent` is the step's x0 prediction (normalised)."""
+
+    window: int
+    num_windows: int
+    step: int
+    num_steps: int
+    done: int  # steps finished over the whole video
+    total: int
+    latent: torch.Tensor
+
+
+ProgressCallback = Callable[[StepProgress], None]
+
+
+def window_seed(seed: int, window_index: int) -> int:
+    """An independent 63-bit seed per window, derived from the run's seed."""
+    digest = hashlib.sha256(f"magicinfinite:{seed}:{window_index}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+def _check_inputs(model: AudioVideoModel, reference: torch.Tensor, audio: AudioFeatures | None,
+                  text: TextConditioning, settings: SamplerSettings, regions: TokenRegions | None) -> None:
+    if audio is None or audio.num_frames < 1:
+        raise InputError("audio: no audio frames; connect audio features from MagicInfiniteAudioEmbed.")
+    adapter = getattr(model.config, "audio", None)
+    if adapter is None:
+        raise InputError("model: it has no audio adapter; load a MultiTalk/InfiniteTalk adapter with it.")
+    check_adapter_compatible(audio, adapter)
+    if reference.ndim != 4 or reference.shape[0] < 1 or reference.shape[-1] < 3:
+        raise InputError(
+            f"image: expected an IMAGE [frames, height, width, 3], got shape {tuple(reference.shape)}."
+        )
+    if settings.guidance.needs_negative_text and text.negative is None:
+        raise InputError(
+            f"text: text_cfg {settings.text_cfg:g} needs a negative prompt; connect negative conditioning "
+            "or set text_cfg to 1."
+        )
+    if regions is not None and regions.masks.shape[0] != audio.num_speakers:
+        raise InputError(
+            f"regions: {regions.masks.shape[0]} speaker regions for {audio.num_speakers} audio tracks; "
+            "give one region per track, in the same order."
+        )
+
+
+def run_hash(model: AudioVideoModel, vae: VideoVAE, reference: torch.Tensor, audio: AudioFeatures,
+             text: TextConditioning, settings: SamplerSettings, clip_tokens: torch.Tensor | None,
+             regions: TokenRegions | None) -> str:
+    """Digest of every input that shapes the video: a resume is only taken up when this matches."""
+    def identity(module: object) -> str:
+        module = getattr(module, "first_stage_model", module)  # ComfyUI's VAE object wraps its module
+        if isinstance(module, nn.Module):
+            return module_fingerprint(module.state_dict().items())
+        return type(module).__qualname__
+
+    probes = sorted({0, audio.num_frames // 2, audio.num_frames - 1})
+    return fingerprint({
+        "settings": asdict(settings),
+        "model": identity(model),
+        "vae": identity(vae),
+        "reference": reference,
+        "audio": (audio.num_frames, audio.fps, audio.sample_rate, audio.waveform,
+                  [audio.window(frame, frame + 1) for frame in probes]),
+        "text": ([(start, context) for start, context in text.prompts], text.negative),
+        "clip": clip_tokens,
+        "regions": None if regions is None else regions.masks,
+    })
+
+
+class _WindowSampler:
+    """Holds what is fixed for the whole video and samples one window at a time."""
+
+    def __init__(self, model: AudioVideoModel, vae: VideoVAE, reference: torch.Tensor, audio: AudioFeatures,
+                 text: TextConditioning, settings: SamplerSettings, clip_tokens: torch.Tensor | None,
+                 regions: TokenRegions | None, device: torch.device):
+        self.model, self.vae, self.audio, self.text, self.settings = model, vae, audio, text, settings
+        self.source = reference
+        self.device = device
+        self.sigmas = settings.schedule()
+        self.solver = SOLVERS[settings.solver]
+        self.guidance = settings.guidance
+        self.i2v = getattr(model.config, "model_type", "i2v") == "i2v"
+        self.clip = clip_tokens.to(device) if clip_tokens is not None and self.i2v else None
+        self.masks = None if regions is None else regions.token_masks(settings.width, settings.height)
+        self.masks = None if self.masks is None else self.masks.to(device)
+        self._fitted: tuple[int, torch.Tensor] | None = None
+        self._conditioning: tuple[tuple[int, int], torch.Tensor] | None = None
+
+    def reference_at(self, window: Window) -> torch.Tensor:
+        """The window's reference [1, H, W, 3]: the portrait, or the source video's frame at its start."""
+        index = min(window.start, self.source.shape[0] - 1)  # a source shorter than the audio holds its end
+        if self._fitted is None or self._fitted[0] != index:
+            frame = self.source[index : index + 1, :, :, :3].float()
+            self._fitted = (index, fit_image(frame, self.settings.width, self.settings.height))
+        return self._fitted[1]
+
+    def conditioning(self, reference: torch.Tensor, window: Window, *,
+                     from_source: bool) -> torch.Tensor | None:
+        """y for this window. Made from a source frame, the last y is reused while that frame and the window
+        length stay the same (every window of a portrait-driven video but the last)."""
+        if not self.i2v:
+            return None
+        if not from_source:
+            return image_conditioning(self.vae, reference, window.num_frames).to(self.device)
+        key = (self._fitted[0], window.num_frames)
+        if self._conditioning is None or self._conditioning[0] != key:
+            y = image_conditioning(self.vae, reference, window.num_frames).to(self.device)
+            self._conditioning = (key, y)
+        return self._conditioning[1]
+
+    def sample(self, window: Window, motion: torch.Tensor | None, on_step: Callable[[int, torch.Tensor], None]
+               ) -> torch.Tensor:
+        """Denoise and decode one window: frames [num_frames, H, W, 3] float32 0..1 (on the CPU)."""
+        settings, device = self.settings, self.device
+        reference = self.reference_at(window)
+        multitalk_motion = settings.motion_mode == "multitalk" and motion is not None
+        if multitalk_motion:
+            y = self.conditioning(motion[-1:], window, from_source=False)
+        else:
+            y = self.conditioning(reference, window, from_source=True)
+        held = encode(self.vae, reference if motion is None else motion).to(device)
+        features = self.audio.window(window.start, window.stop)[None].to(device)
+        audio_tokens = self.model.encode_audio(features)
+        null_tokens = None
+        if Condition.NO_AUDIO in self.guidance.conditions or Condition.NONE in self.guidance.conditions:
+            null_tokens = self.model.encode_audio(torch.zeros_like(features))
+        centre_seconds = (window.start + (window.num_frames - 1) / 2) / self.audio.fps
+        context = self.text.context_at(centre_seconds).to(device)
+        negative = self.text.negative.to(device) if self.text.negative is not None else None
+
+        generator = torch.Generator("cpu").manual_seed(window_seed(settings.seed, window.index))
+        shape = (1, 16, latent_frames(window.num_frames), settings.height // 8, settings.width // 8)
+
+        def noise() -> torch.Tensor:
+            return torch.randn(shape, generator=generator).to(device)
+
+        def noise_held() -> torch.Tensor:
+            return torch.randn(held.shape, generator=generator).to(device)
+
+        def constrain(x: torch.Tensor, sigma: float) -> torch.Tensor:
+            x = x.clone()
+            if multitalk_motion and sigma > 0:
+                x[:, :, : held.shape[2]] = (1 - sigma) * held + sigma * noise_held()
+            else:
+                x[:, :, : held.shape[2]] = held
+            return x
+
+        def denoise(x: torch.Tensor, sigma: float) -> torch.Tensor:
+            timestep = torch.full((1,), sigma * 1000.0, device=device)
+
+            def run(condition: Condition) -> torch.Tensor:
+                return self.model(
+                    x, timestep, context if condition.uses_text else negative,
+                    image_latent=y, clip_tokens=self.clip,
+                    audio_tokens=audio_tokens if condition.uses_audio else null_tokens,
+                    speaker_masks=self.masks,
+                ).float()
+
+            return x - sigma * self.guidance.velocity(run)
+
+        latent = self.solver(denoise, noise(), self.sigmas, noise_sampler=noise, constrain=constrain,
+                             callback=lambda step, x, x0: on_step(step, x0))
+        frames = decode(self.vae, latent.float()).cpu()
+        if settings.colour_match > 0:
+            frames = match_colour(frames, reference, settings.colour_match)
+        return frames
+
+
+@torch.no_grad()
+def sample_video(
+    model: AudioVideoModel,
+    vae: VideoVAE,
+    reference: torch.Tensor,
+    audio: AudioFeatures,
+    text: TextConditioning,
+    settings: SamplerSettings,
+    *,
+    sink: FrameSink | None = None,
+    clip_tokens: torch.Tensor | None = None,
+    regions: TokenRegions | None = None,
+    device: torch.device | str = "cpu",
+    callback: ProgressCallback | None = None,
+) -> VideoResult:
+    """Sample a video as long as the audio, window by window, into `sink` (default: frames in memory).
+
+    reference: IMAGE [N, H, W, 3] 0..1; one frame is the portrait, several frames a source video to dub
+    (each window takes its reference from the source at its own position). clip_tokens [1, 257, image_dim]
+    (CLIP vision penultimate hidden states) are optional. regions bind speaker i's audio to region i.
+    `callback` runs after every step and may raise (cancel): the sink is then aborted and, for a
+    resumable sink, the finished windows are kept for the next run with the same inputs.
+    """
+    _check_inputs(model, reference, audio, text, settings, regions)
+    windows = plan_windows(audio.num_frames, settings.window_frames, settings.motion_frames)
+    sink = sink if sink is not None else MemorySink(audio.num_frames, audio.fps, audio.waveform,
+                                                    audio.sample_rate)
+    sampler = _WindowSampler(model, vae, reference, audio, text, settings, clip_tokens, regions,
+                             torch.device(device))
+    num_steps = len(sampler.sigmas) - 1
+    store = sink.resume_store
+    params_hash, state = "", None
+    if store is not None:
+        params_hash = run_hash(model, vae, reference, audio, text, settings, clip_tokens, regions)
+        state = store.load(params_hash)
+    first = min(state.next_window, len(windows)) if state is not None else 0
+    motion = state.motion_frames if state is not None and first > 0 else None
+    try:
+        sink.start(first)
+        for window in windows[first:]:
+            def on_step(step: int, x0: torch.Tensor, window: Window = window) -> None:
+                if callback is not None:
+                    callback(StepProgress(window.index, len(windows), step, num_steps,
+                                          window.index * num_steps + step + 1, len(windows) * num_steps, x0))
+
+            frames = sampler.sample(window, motion, on_step)
+            following = windows[window.index + 1] if window.index + 1 < len(windows) else None
+            if following is not None:
+                offset = following.start - window.start
+                motion = frames[offset : offset + settings.motion_frames].clone()
+            sink.write(window.index, frames[window.num_dropped : window.num_dropped + window.num_output])
+            del frames
+            if store is not None:
+                remaining = motion if following is not None else torch.zeros(0)
+                store.save(ResumeState(params_hash, settings.seed, window.index + 1, remaining))
+        return sink.finish()
+    except BaseException:
+        sink.abort()
+        raise

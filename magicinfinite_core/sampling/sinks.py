@@ -1,0 +1,240 @@
+"""Where finished frames go: a tensor in memory for short videos, or an MP4 streamed window by window.
+
+The MP4 sink never holds more than the window it is writing. Each window's new frames are encoded (H.264)
+into their own segment file in `<output>.parts/`, closed before the window counts as done, so a crash or a
+cancel loses at most the window in progress and the resume state (kept in the same folder) can continue the
+render. When the last window is done the segments are joined without re-encoding, the audio is encoded
+(AAC) beside them, and the result is written to `<output>.partial` (format mp4) and renamed to the output
+name only on success: a failed or cancelled run never leaves a file that looks complete.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Protocol
+
+import av
+import numpy as np
+import torch
+
+from magicinfinite_core.errors import InputError
+from magicinfinite_core.sampling.resume import ResumeStore
+
+PARTS_SUFFIX = ".parts"
+PARTIAL_SUFFIX = ".partial"
+SEGMENT_SUFFIX = ".seg"
+_SEGMENT_NAME = re.compile(r"^(\d{6})\.seg$")
+
+
+@dataclass(frozen=True)
+class VideoResult:
+    """What a finished render hands back.
+
+    frames: every frame [N, H, W, 3] from the memory sink; the last window's new frames from the MP4 sink
+    (a preview: the whole video is in the file). waveform [channels, samples] is the audio trimmed to the
+    video's duration.
+    """
+
+    frames: torch.Tensor
+    fps: float
+    num_frames: int
+    waveform: torch.Tensor
+    sample_rate: int
+    path: Path | None = None
+
+
+class FrameSink(Protocol):
+    """Receives each window's new frames, in order, exactly once."""
+
+    @property
+    def resume_store(self) -> ResumeStore | None:
+        """Where resume state lives, for sinks whose written frames survive the process; else None."""
+        ...
+
+    def start(self, windows_done: int) -> None:
+        """Begin, or continue after the first `windows_done` windows (already stored by an earlier run)."""
+        ...
+
+    def write(self, window_index: int, frames: torch.Tensor) -> None:
+        """frames [n, H, W, 3] float 0..1; stored durably when this returns."""
+        ...
+
+    def finish(self) -> VideoResult: ...
+
+    def abort(self) -> None:
+        """The run failed or was cancelled: release everything, leave no complete-looking output."""
+        ...
+
+
+def trimmed_audio(waveform: torch.Tensor, sample_rate: int, num_frames: int, fps: float) -> torch.Tensor:
+    """waveform [channels, samples] cut (or padded with silence) to exactly num_frames / fps seconds."""
+    samples = round(num_frames * sample_rate / fps)
+    waveform = waveform[:, :samples].float()
+    if waveform.shape[1] < samples:
+        waveform = torch.nn.functional.pad(waveform, (0, samples - waveform.shape[1]))
+    return waveform
+
+
+class MemorySink:
+    """All frames in one tensor [N, H, W, 3] (float32); for videos that fit in memory."""
+
+    resume_store = None
+
+    def __init__(self, num_frames: int, fps: float, waveform: torch.Tensor, sample_rate: int):
+        self.num_frames = num_frames
+        self.fps = fps
+        self.waveform = trimmed_audio(waveform, sample_rate, num_frames, fps)
+        self.sample_rate = sample_rate
+        self._frames: torch.Tensor | None = None
+        self._written = 0
+
+    def start(self, windows_done: int) -> None:
+        self._frames, self._written = None, 0
+
+    def write(self, window_index: int, frames: torch.Tensor) -> None:
+        if self._frames is None:
+            self._frames = torch.empty((self.num_frames, *frames.shape[1:]), dtype=torch.float32)
+        self._frames[self._written : self._written + len(frames)] = frames
+        self._written += len(frames)
+
+    def finish(self) -> VideoResult:
+        assert self._frames is not None and self._written == self.num_frames, "every frame is written once"
+        return VideoResult(self._frames, self.fps, self.num_frames, self.waveform, self.sample_rate)
+
+    def abort(self) -> None:
+        self._frames = None
+
+
+def _to_uint8(frames: torch.Tensor) -> np.ndarray:
+    return (frames.float().clamp(0, 1) * 255.0).round().to(torch.uint8).cpu().numpy()
+
+
+def _audio_layout(channels: int) -> str:
+    return "mono" if channels == 1 else "stereo"
+
+
+class Mp4Sink:
+    """Streams frames into `path` (H.264 + AAC), one window segment at a time; resumable."""
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        num_frames: int,
+        fps: float,
+        waveform: torch.Tensor,
+        sample_rate: int,
+        crf: int = 18,
+        preset: str = "medium",
+    ):
+        self.path = Path(path)
+        if self.path.suffix.lower() != ".mp4":
+            raise InputError(f"output: the streamed video must be an .mp4 file, got {str(self.path)!r}.")
+        self.num_frames = num_frames
+        self.fps = fps
+        self.rate = Fraction(fps).limit_denominator(1001)
+        waveform = trimmed_audio(waveform, sample_rate, num_frames, fps)
+        # AAC takes mono or stereo: more channels are mixed down to mono.
+        self.waveform = waveform if waveform.shape[0] <= 2 else waveform.mean(0, keepdim=True)
+        self.sample_rate = sample_rate
+        self.crf = crf
+        self.preset = preset
+        self.parts = self.path.with_name(self.path.name + PARTS_SUFFIX)
+        self.partial = self.path.with_name(self.path.name + PARTIAL_SUFFIX)
+        self._next_window = 0
+        self._last_frames: torch.Tensor | None = None
+
+    @property
+    def resume_store(self) -> ResumeStore:
+        return ResumeStore(self.parts)
+
+    def _segment(self, window_index: int) -> Path:
+        return self.parts / f"{window_index:06d}{SEGMENT_SUFFIX}"
+
+    def _segments(self) -> list[tuple[int, Path]]:
+        if not self.parts.is_dir():
+            return []
+        found = ((_SEGMENT_NAME.match(p.name), p) for p in self.parts.iterdir())
+        return sorted((int(m.group(1)), p) for m, p in found if m)
+
+    def start(self, windows_done: int) -> None:
+        self.partial.unlink(missing_ok=True)
+        self.parts.mkdir(parents=True, exist_ok=True)
+        for index, segment in self._segments():
+            if index >= windows_done:  # written after the last saved state: it will be made again
+                segment.unlink()
+        missing = sorted(set(range(windows_done)) - {index for index, _ in self._segments()})
+        if missing:
+            raise InputError(
+                f"output: cannot resume {self.path.name}: the parts of windows {missing} are missing from "
+                f"{self.parts}; delete that folder to start over."
+            )
+        self._next_window = windows_done
+
+    def write(self, window_index: int, frames: torch.Tensor) -> None:
+        assert window_index == self._next_window, "windows arrive in order"
+        segment = self._segment(window_index)
+        temporary = segment.with_suffix(".tmp")
+        height, width = frames.shape[1:3]
+        with av.open(str(temporary), "w", format="mp4") as container:
+            stream = container.add_stream("libx264", rate=self.rate)
+            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+            # No B-frames: every packet's dts equals its pts, so segments join end to end.
+            stream.options = {"crf": str(self.crf), "preset": self.preset, "bf": "0"}
+            for index, picture in enumerate(_to_uint8(frames)):
+                frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+                frame.pts = index
+                container.mux(stream.encode(frame))
+            container.mux(stream.encode(None))
+        os.replace(temporary, segment)
+        self._next_window += 1
+        self._last_frames = frames.detach().float().cpu()
+
+    def finish(self) -> VideoResult:
+        segments = [path for _, path in self._segments()]
+        if len(segments) != self._next_window:
+            raise InputError(f"output: expected {self._next_window} window parts in {self.parts}, "
+                             f"found {len(segments)}.")
+        frames_written = 0
+        samples_written = 0
+        channels = self.waveform.shape[0]
+        with av.open(str(self.partial), "w", format="mp4") as output:
+            with av.open(str(segments[0])) as first:
+                video = output.add_stream_from_template(first.streams.video[0])
+            audio = output.add_stream("aac", rate=self.sample_rate, layout=_audio_layout(channels))
+            for segment in segments:
+                with av.open(str(segment)) as source:
+                    stream = source.streams.video[0]
+                    offset = round(Fraction(frames_written) / self.rate / stream.time_base)
+                    for packet in source.demux(stream):
+                        if packet.dts is None:  # the demuxer's end-of-stream marker
+                            continue
+                        packet.pts += offset
+                        packet.dts += offset
+                        packet.stream = video
+                        output.mux(packet)
+                        frames_written += 1
+                # Audio up to the end of this segment's video keeps the file interleaved.
+                until = round(frames_written * self.sample_rate / self.fps)
+                samples = self.waveform[:, samples_written:until].contiguous().numpy()
+                if samples.shape[1]:
+                    chunk = av.AudioFrame.from_ndarray(samples, format="fltp", layout=_audio_layout(channels))
+                    chunk.sample_rate, chunk.pts = self.sample_rate, samples_written
+                    output.mux(audio.encode(chunk))
+                    samples_written = until
+            output.mux(audio.encode(None))
+        os.replace(self.partial, self.path)
+        shutil.rmtree(self.parts, ignore_errors=True)
+        frames = self._last_frames if self._last_frames is not None else torch.zeros(0, 0, 0, 3)
+        return VideoResult(frames, self.fps, frames_written, self.waveform, self.sample_rate, self.path)
+
+    def abort(self) -> None:
+        # Keep the finished window parts and the resume state; drop anything half written.
+        self.partial.unlink(missing_ok=True)
+        for temporary in self.parts.glob("*.tmp") if self.parts.is_dir() else ():
+            temporary.unlink(missing_ok=True)
