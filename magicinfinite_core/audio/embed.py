@@ -1,0 +1,164 @@
+"""Speaker recordings -> AudioFeatures: with our wav2vec2 (the reference computation, chunked), or from the
+host's AUDIO_ENCODER_OUTPUT (ComfyUI's AudioEncoderEncode).
+
+Steps as in the MultiTalk/InfiniteTalk scripts: each track mono 16 kHz, loudness-normalised to -23 LUFS
+(then the optional speaker gain), placed on the timeline ("para"/"add") and padded with silence, encoded;
+frames = floor(timeline seconds x fps).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from magicinfinite_core.errors import InputError
+
+from .chunked import (
+    DEFAULT_PLAN,
+    ChunkPlan,
+    conv_geometry,
+    encode_track,
+    interpolate_frames,
+    transformer_chunks,
+)
+from .encoder import AudioEncoder
+from .features import AudioFeatures, FrameStore
+from .preprocess import ENCODER_SAMPLE_RATE, SpeakerTrack, check_track, loudness_gain, to_encoder_rate
+from .speakers import PlacedTrack, SpeakerMode, check_speakers, mix_tracks, speaker_offsets
+
+Progress = Callable[[int, int], None]  # (units done, units in all)
+HOST_ENCODER_NAME = "host audio encoder"
+
+
+def frame_count(num_samples: int, fps: float) -> int:
+    """Video frames covered by num_samples at 16 kHz: int(duration x fps), the reference's expression."""
+    return int(num_samples / ENCODER_SAMPLE_RATE * fps)
+
+
+@dataclass(frozen=True)
+class _Timeline:
+    tracks: tuple[SpeakerTrack, ...]
+    mono: tuple[Tensor, ...]  # 16 kHz, before gain
+    gains: tuple[float, ...]  # loudness gain x speaker gain
+    starts: tuple[int, ...]  # samples at 16 kHz
+    total: int
+    num_frames: int
+
+    def placed(self, speaker: int) -> PlacedTrack:
+        return PlacedTrack(self.mono[speaker], self.starts[speaker], self.gains[speaker], self.total)
+
+
+def _timeline(tracks: Sequence[SpeakerTrack], fps: float, mode: str, normalize_loudness: bool) -> _Timeline:
+    check_speakers(len(tracks), mode)
+    if not (isinstance(fps, int | float) and math.isfinite(fps) and fps > 0):
+        raise InputError(f"fps: expected a positive frame rate, found {fps!r}.")
+    for track in tracks:
+        check_track(track)
+    mono = tuple(to_encoder_rate(t.waveform, int(t.sample_rate)) for t in tracks)
+    for track, samples in zip(tracks, mono, strict=True):
+        if frame_count(samples.shape[0], fps) < 1:
+            raise InputError(
+                f"{track.name}: {samples.shape[0] / ENCODER_SAMPLE_RATE:.3f} s of audio is shorter than one "
+                f"video frame at {fps:g} fps ({1 / fps:.3f} s). Connect a longer recording.")
+    gains = tuple((loudness_gain(m) if normalize_loudness else 1.0) * t.gain
+                  for t, m in zip(tracks, mono, strict=True))
+    starts, total = speaker_offsets([m.shape[0] for m in mono], mode)
+    return _Timeline(tuple(tracks), mono, gains, starts, total, frame_count(total, fps))
+
+
+def _features(timeline: _Timeline, fps: float, mode: SpeakerMode, layers: int, width: int, name: str,
+              store: FrameStore) -> AudioFeatures:
+    mix, rate = mix_tracks(timeline.tracks, timeline.gains, mode)
+    return AudioFeatures(num_speakers=len(timeline.tracks), fps=float(fps), num_frames=timeline.num_frames,
+                         mode=mode, sample_rate=rate, waveform=mix, feature_layers=layers,
+                         feature_width=width, encoder_name=name, store=store)
+
+
+def embed_audio(encoder: AudioEncoder, tracks: Sequence[SpeakerTrack], *, fps: float = 25.0,
+                mode: SpeakerMode = "para", normalize_loudness: bool = True, plan: ChunkPlan = DEFAULT_PLAN,
+                device: torch.device | str = "cpu", progress: Progress | None = None) -> AudioFeatures:
+    """Per-frame wav2vec2 features of 1-4 speakers, computed as the MultiTalk reference computes them."""
+    timeline = _timeline(tracks, fps, mode, normalize_loudness)
+    geometry = conv_geometry(encoder)
+    if timeline.total < geometry.receptive_field:
+        raise InputError(f"audio: {timeline.total / ENCODER_SAMPLE_RATE * 1000:.1f} ms in all is shorter "
+                         f"than the {geometry.receptive_field / ENCODER_SAMPLE_RATE * 1000:.0f} ms wav2vec2 "
+                         "needs.")
+    store = FrameStore(len(tracks), timeline.num_frames, encoder.feature_layers, encoder.feature_width)
+    units = len(tracks) * len(transformer_chunks(timeline.num_frames, plan))
+    done = 0
+
+    def advance() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, units)
+
+    encoder.module.to(device)
+    try:
+        for speaker in range(len(tracks)):
+            placed = timeline.placed(speaker)
+            encode_track(encoder, placed.read, timeline.total, timeline.num_frames,
+                         lambda start, frames, s=speaker: store.write(s, start, frames),
+                         plan=plan, device=device, on_chunk=advance)
+    finally:
+        encoder.module.to("cpu")
+    return _features(timeline, fps, mode, encoder.feature_layers, encoder.feature_width, encoder.name, store)
+
+
+def embed_encoder_outputs(outputs: Sequence[Mapping], tracks: Sequence[SpeakerTrack], *, fps: float = 25.0,
+                          mode: SpeakerMode = "para", normalize_loudness: bool = True) -> AudioFeatures:
+    """AudioFeatures from the host's AUDIO_ENCODER_OUTPUT of each track (ComfyUI's AudioEncoderEncode).
+
+    Differs from the reference: the host ran the transformer at its own ~50 Hz on the raw clip (no
+    loudness normalisation, no silence padding), so its hidden states are interpolated to the frame rate
+    after the encoder instead of before; frames where a speaker is silent on the timeline get zero
+    features (as ComfyUI's own nodes pad). normalize_loudness then only affects the mix.
+    tests/audio/test_embed.py measures the difference on a tiny model; docs/audio.md reports it.
+    """
+    if len(outputs) != len(tracks):
+        raise InputError(f"encoder outputs: expected one per speaker track ({len(tracks)}), "
+                         f"found {len(outputs)}.")
+    timeline = _timeline(tracks, fps, mode, normalize_loudness)
+    per_track = [_host_hidden_states(out, track, mono)
+                 for out, track, mono in zip(outputs, tracks, timeline.mono, strict=True)]
+    layers, width = per_track[0].shape[1:]
+    for states, track in zip(per_track, tracks, strict=True):
+        if tuple(states.shape[1:]) != (layers, width):
+            raise InputError(f"{track.name}: its encoder output has {states.shape[1]} x {states.shape[2]} "
+                             f"features per frame, the first track's has {layers} x {width}: encode every "
+                             "track with the same audio encoder.")
+    store = FrameStore(len(tracks), timeline.num_frames, layers, width)
+    for speaker, (states, mono) in enumerate(zip(per_track, timeline.mono, strict=True)):
+        first = frame_count(timeline.starts[speaker], fps)
+        frames = min(frame_count(mono.shape[0], fps), timeline.num_frames - first)
+        store.write(speaker, first, interpolate_frames(states, frame_count(mono.shape[0], fps))[:frames])
+    return _features(timeline, fps, mode, layers, width, HOST_ENCODER_NAME, store)
+
+
+def _host_hidden_states(output: Mapping, track: SpeakerTrack, mono: Tensor) -> Tensor:
+    """[~50 Hz frames, layers, width] hidden states after each layer from one AUDIO_ENCODER_OUTPUT."""
+    name = f"encoder output of {track.name}"
+    if not isinstance(output, Mapping) or "encoded_audio_all_layers" not in output:
+        raise InputError(f"{name}: expected ComfyUI's AUDIO_ENCODER_OUTPUT (a dict with "
+                         "'encoded_audio_all_layers'); connect AudioEncoderEncode's output.")
+    all_layers = output["encoded_audio_all_layers"]
+    if not isinstance(all_layers, Sequence) or len(all_layers) < 2:
+        raise InputError(f"{name}: 'encoded_audio_all_layers' should hold the input to the first layer and "
+                         "the output of every layer; found fewer than two. Is this a wav2vec2 encoder?")
+    first = all_layers[0]
+    if not isinstance(first, Tensor) or first.dim() != 3 or first.shape[0] != 1:
+        raise InputError(f"{name}: expected hidden states [1, frames, width], found "
+                         f"{tuple(first.shape) if isinstance(first, Tensor) else type(first).__name__}.")
+    samples = output.get("audio_samples")
+    # The host resamples the raw clip itself; allow a few samples of rounding between its resampler and ours.
+    if isinstance(samples, int) and abs(samples - mono.shape[0]) > max(16, mono.shape[0] // 1000):
+        raise InputError(f"{name}: it encoded {samples / ENCODER_SAMPLE_RATE:.2f} s of audio, but "
+                         f"{track.name} is {mono.shape[0] / ENCODER_SAMPLE_RATE:.2f} s: encode the same "
+                         "recording you connect here.")
+    # Skip the input to the first layer, as the reference's hidden_states[1:].
+    return torch.stack([layer[0] for layer in all_layers[1:]], dim=1).to("cpu", torch.float32)
