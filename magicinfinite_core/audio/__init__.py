@@ -5,10 +5,10 @@ wav2vec2 computation in flat memory) -> features (compact store, 5-frame windows
 """
 
 from .chunked import ChunkPlan
-from .embed import embed_audio, embed_encoder_outputs, frame_count
+from .embed import embed_audio, embed_encoder_outputs, embed_speakers, frame_count
 from .encoder import AudioEncoder, infer_wav2vec2_config, load_audio_encoder
 from .features import WINDOW_FRAMES, AudioFeatures, check_adapter_compatible, window_indices
-from .preprocess import ENCODER_SAMPLE_RATE, SpeakerTrack
+from .preprocess import ENCODER_SAMPLE_RATE, SpeakerTrack, tracks_from_host_audio
 from .speakers import MAX_SPEAKERS, SPEAKER_MODES, SpeakerMode
 
 __all__ = [
@@ -24,8 +24,10 @@ __all__ = [
     "check_adapter_compatible",
     "embed_audio",
     "embed_encoder_outputs",
+    "embed_speakers",
     "frame_count",
     "infer_wav2vec2_config",
     "load_audio_encoder",
+    "tracks_from_host_audio",
     "window_indices",
 ]

@@ -140,6 +140,29 @@ def embed_encoder_outputs(outputs: Sequence[Mapping], tracks: Sequence[SpeakerTr
     return _features(timeline, fps, mode, layers, width, HOST_ENCODER_NAME, store)
 
 
+def embed_speakers(tracks: Sequence[SpeakerTrack], *, encoder: AudioEncoder | None = None,
+                   encoder_outputs: Sequence[Mapping | None] = (), fps: float = 25.0,
+                   mode: SpeakerMode = "para", normalize_loudness: bool = True,
+                   device: torch.device | str = "cpu", progress: Progress | None = None) -> AudioFeatures:
+    """Our encoder when given, else the host's encoder outputs (encoder_outputs[i] for track i)."""
+    given = [i for i, out in enumerate(encoder_outputs) if out is not None]
+    if encoder is not None:
+        if given:
+            raise InputError(f"encoder_output_{given[0] + 1}: connect either audio_encoder or the encoder "
+                             "outputs, not both.")
+        return embed_audio(encoder, tracks, fps=fps, mode=mode, normalize_loudness=normalize_loudness,
+                           device=device, progress=progress)
+    missing = [i for i in range(len(tracks)) if i not in given]
+    if not given or missing:
+        raise InputError(f"audio_encoder: not connected, and encoder_output_{(missing or [0])[0] + 1} is "
+                         "missing. Connect MagicInfiniteAudioEncoderLoader to audio_encoder (recommended: "
+                         "the reference computation), or one AudioEncoderEncode output per audio track.")
+    if given[-1] >= len(tracks):
+        raise InputError(f"encoder_output_{given[-1] + 1} is connected but audio_{given[-1] + 1} is not.")
+    return embed_encoder_outputs([encoder_outputs[i] for i in range(len(tracks))], tracks, fps=fps, mode=mode,
+                                 normalize_loudness=normalize_loudness)
+
+
 def _host_hidden_states(output: Mapping, track: SpeakerTrack, mono: Tensor) -> Tensor:
     """[~50 Hz frames, layers, width] hidden states after each layer from one AUDIO_ENCODER_OUTPUT."""
     name = f"encoder output of {track.name}"
