@@ -74,9 +74,9 @@ class ExpressionShape:
 
 
 EXPRESSION_SHAPES: dict[str, ExpressionShape] = {
-    "neutral": ExpressionShape(0.0, 1.0, 0.0, 0.0, 0.06, 1.0, 0.0),
-    "smiling": ExpressionShape(0.10, 1.12, 0.0, 0.03, -0.05, 0.8, 0.55),
-    "surprised": ExpressionShape(0.0, 0.8, 0.3, 0.1, -0.22, 1.3, 0.0),
+    "neutral": ExpressionShape(0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0),
+    "smiling": ExpressionShape(0.10, 1.12, 0.0, 0.03, 0.06, 0.8, 0.55),
+    "surprised": ExpressionShape(0.0, 0.8, 0.3, 0.1, 0.18, 1.3, 0.0),
 }
 
 
@@ -341,7 +341,8 @@ class _Face:
         return self._pixel_box((-fw, -1.0, fw, 1.0))
 
     def _pixel_box(self, reach: tuple[float, float, float, float]) -> torch.Tensor:
-        """[N, 4] int64 pixel box (end exclusive) holding the face-unit box `reach` in every frame's pose."""
+        """[N, 4] int64 pixel box (end exclusive) holding the face-unit box `reach` in every frame's pose.
+        Shapes are capped by their bounding boxes, so their anti-aliased edges stay inside it too."""
         xs, ys = self._to_pixels(reach)
         height, cell_width = self.canvas.shape[1], self.canvas.shape[2]
         return torch.stack([
@@ -405,9 +406,13 @@ class _Face:
         du, dv = u - cu, v - cv
         if angle:
             du, dv = du * math.cos(angle) + dv * math.sin(angle), -du * math.sin(angle) + dv * math.cos(angle)
+        slope = None
         if curve:
-            dv = dv + curve * (du / curve_width).square()
-        alpha = _ellipse_coverage(du, dv, a, b, self.scale)
+            # the bend stops growing past the corners, so nothing leaks beyond the mouth's reach
+            across = (du / curve_width).clamp(-1, 1)
+            dv = dv + curve * across.square()
+            slope = 2.0 * curve * across / curve_width * (du.abs() < curve_width)
+        alpha = _ellipse_coverage(du, dv, a, b, self.scale, slope)
         if below is not None:
             alpha = alpha * (0.5 + (below - v) * self.scale).clamp(0, 1)
         if fringe is not None:
@@ -428,18 +433,27 @@ class _Face:
         return (dx * cos + dy * sin) / self.scale, (-dx * sin + dy * cos) / self.scale
 
 
-def _ellipse_coverage(du: torch.Tensor, dv: torch.Tensor, a, b, pixels_per_unit: float) -> torch.Tensor:
+def _ellipse_coverage(
+    du: torch.Tensor, dv: torch.Tensor, a, b, pixels_per_unit: float, slope: torch.Tensor | None = None
+) -> torch.Tensor:
     """Pixel coverage 0..1 of the ellipse (du/a)^2 + (dv/b)^2 <= 1: a one-pixel ramp across the edge
-    (first-order signed distance), faded by thickness for shapes thinner than a pixel so a mouth that
-    opens from zero darkens in proportion to its opening."""
+    (first-order signed distance, capped by the bounding box), faded by thickness for shapes thinner than
+    a pixel so a mouth that opens from zero darkens in proportion to its opening. `slope` is d(dv)/du of a
+    bend applied to dv (the smile), so distances are measured on the bent shape."""
     a = torch.as_tensor(a).clamp_min(1e-4)
     b = torch.as_tensor(b).clamp_min(1e-4)
     qa, qb = du / a, dv / b
     radius = torch.sqrt(qa.square() + qb.square()).clamp_min(1e-6)
-    gradient = torch.sqrt((qa / a).square() + (qb / b).square()).clamp_min(1e-6) / radius
+    grad_u, grad_v = qa / a, qb / b  # times 1/radius, applied below
+    if slope is not None:
+        grad_u = grad_u + grad_v * slope
+    gradient = torch.sqrt(grad_u.square() + grad_v.square()).clamp_min(1e-6) / radius
     distance_px = (radius - 1.0) / gradient * pixels_per_unit
+    # the first-order distance is too short far from a thin ellipse: the bounding box caps it
+    box = torch.minimum((a - du.abs()) * pixels_per_unit, (b - dv.abs()) * pixels_per_unit)
+    coverage = torch.minimum(0.5 - distance_px, 0.5 + box).clamp(0, 1)
     thickness_px = 2.0 * torch.minimum(a, b) * pixels_per_unit
-    return (0.5 - distance_px).clamp(0, 1) * thickness_px.clamp(max=1.0)
+    return coverage * thickness_px.clamp(max=1.0)
 
 
 def _lip_colour(skin: Rgb) -> torch.Tensor:

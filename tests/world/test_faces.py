@@ -158,10 +158,20 @@ def test_frames_and_ground_truth_are_consistent_at_any_size(height, width, num_c
         assert bool((boxes[..., 1::2] >= 0).all() and (boxes[..., 1::2] <= height).all())
     mouth, face = scene.mouth_boxes, scene.face_boxes
     assert bool((mouth[..., :2] >= face[..., :2]).all() and (mouth[..., 2:] <= face[..., 2:]).all())
+    # the mouth box holds every pixel the mouth can change: redraw with all mouths shut
+    shut = draw_scene("purple", styles, tuple(replace(m, openness=torch.zeros(num_frames)) for m in motions),
+                      height, width)
+    changed = (scene.frames != shut.frames).any(dim=-1)  # [N, H, W]
     ys, xs = torch.arange(height)[:, None], torch.arange(width)[None, :]
-    for c in range(num_characters):
-        for n in range(num_frames):
-            x0, y0, x1, y1 = face[c, n].tolist()
-            in_box = (xs >= x0) & (xs < x1) & (ys >= y0) & (ys < y1)
+
+    def inside(box):
+        x0, y0, x1, y1 = box.tolist()
+        return (xs >= x0) & (xs < x1) & (ys >= y0) & (ys < y1)
+
+    for n in range(num_frames):
+        in_mouths = torch.zeros(height, width, dtype=torch.bool)
+        for c in range(num_characters):
+            in_mouths |= inside(mouth[c, n])
             assert scene.face_masks[c, n].any()
-            assert not (scene.face_masks[c, n] & ~in_box).any()
+            assert not (scene.face_masks[c, n] & ~inside(face[c, n])).any()
+        assert not (changed[n] & ~in_mouths).any()
