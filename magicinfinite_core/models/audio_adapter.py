@@ -105,7 +105,8 @@ class SpeakerBinding:
         # Attention averaged over a class's keys = attention with values = the class mask / its size.
         values = self.class_masks / self.class_masks.sum(dim=1, keepdim=True).clamp(min=1.0)
         values = F.pad(values.T, (0, head_dim - values.shape[0])).to(q.dtype)
-        values = values.expand(q.shape[0], q.shape[2], -1, -1).transpose(1, 2)
+        # contiguous: fused attention kernels may refuse stride-0 batch and head dims
+        values = values.expand(q.shape[0], q.shape[2], -1, -1).contiguous().transpose(1, 2)
         scores = (
             attention(q, k[:, :frame_tokens], values)[..., : self.class_masks.shape[0]].float().mean(dim=2)
         )

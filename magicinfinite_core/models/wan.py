@@ -30,12 +30,11 @@ I2V_CONDITION_CHANNELS = 20  # 4 mask channels + 16 reference-latent channels
 
 
 def sinusoidal_embedding(timestep: torch.Tensor, dim: int) -> torch.Tensor:
-    """timestep [B] in [0, 1000] -> [B, dim] float32: cat(cos, sin) of t * 10000^(-i/half), in float64."""
+    """timestep [B] in [0, 1000] -> [B, dim] float32 on the CPU: cat(cos, sin) of t * 10000^(-i/half),
+    computed in float64 as Wan computes it (on the CPU: not every accelerator has float64)."""
     half = dim // 2
-    t = timestep.to(torch.float64)
-    angles = torch.outer(
-        t, torch.pow(10000.0, -torch.arange(half, dtype=torch.float64, device=t.device) / half)
-    )
+    t = timestep.detach().cpu().to(torch.float64)
+    angles = torch.outer(t, torch.pow(10000.0, -torch.arange(half, dtype=torch.float64) / half))
     return torch.cat([torch.cos(angles), torch.sin(angles)], dim=1).float()
 
 
@@ -56,7 +55,7 @@ class BlockInputs:
     """Per-forward values every block reads."""
 
     e: torch.Tensor  # [B, 6, C] float32 time projection
-    rotation: torch.Tensor  # [L, 1, D/2] complex 3D RoPE of the token grid
+    rotation: torch.Tensor  # [L, 1, D/2, 2] (cos, sin) 3D RoPE of the token grid
     text: torch.Tensor  # [B, Lt, C] embedded text tokens, compute dtype
     image: torch.Tensor | None  # [B, Li, C] embedded CLIP image tokens (i2v) or None
     audio: AudioConditioning | None
@@ -82,16 +81,12 @@ class WanAttentionBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, inputs: BlockInputs) -> torch.Tensor:
         """x [B, L, C] float32 residual stream -> same."""
-        shift_sa, scale_sa, gate_sa, shift_ff, scale_ff, gate_ff = (self.modulation.float() + inputs.e).chunk(
-            6, dim=1
-        )
-        q, k, v = self.self_attn.qkv(
-            modulate(self.norm1(x), shift_sa, scale_sa).to(inputs.dtype), inputs.rotation
-        )
-        x = x + self.self_attn.attend(q, k, v) * gate_sa
+        e = (self.modulation.float() + inputs.e).chunk(6, dim=1)  # shift, scale, gate: attention, ffn
+        q, k, v = self.self_attn.qkv(modulate(self.norm1(x), e[0], e[1]).to(inputs.dtype), inputs.rotation)
+        x = x + self.self_attn.attend(q, k, v) * e[2]
         x = x + self.cross_attn(self.norm3(x).to(inputs.dtype), inputs.text, inputs.image)
         x = self.add_audio(x, q, k, inputs)
-        return x + self.ffn(modulate(self.norm2(x), shift_ff, scale_ff).to(inputs.dtype)) * gate_ff
+        return x + self.ffn(modulate(self.norm2(x), e[3], e[4]).to(inputs.dtype)) * e[5]
 
     def add_audio(
         self, x: torch.Tensor, q: torch.Tensor, k: torch.Tensor, inputs: BlockInputs
@@ -238,7 +233,7 @@ class WanModel(nn.Module):
         grid = tuple(tokens.shape[2:])
         tokens = tokens.flatten(2).transpose(1, 2)
 
-        e = self.time_embedding(sinusoidal_embedding(timestep.reshape(-1).to(x.device), self.config.freq_dim))
+        e = self.time_embedding(sinusoidal_embedding(timestep.reshape(-1), self.config.freq_dim).to(x.device))
         inputs = BlockInputs(
             e=self.time_projection(e).unflatten(1, (6, self.config.dim)),
             rotation=grid_rotation(grid, self.config.head_dim, device=x.device),

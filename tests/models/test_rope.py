@@ -19,12 +19,12 @@ def test_head_split_matches_wan():
 def test_grid_rotation_angles_are_position_times_wan_frequencies():
     head_dim, grid = 12, (3, 2, 4)
     dims = axis_dims(head_dim)
-    rotation = grid_rotation(grid, head_dim).reshape(*grid, head_dim // 2)
+    rotation = grid_rotation(grid, head_dim).reshape(*grid, head_dim // 2, 2)
     t, h, w = 2, 1, 3
     expected = [t / 10000 ** (2 * i / dims[0]) for i in range(dims[0] // 2)]
     expected += [h / 10000 ** (2 * i / dims[1]) for i in range(dims[1] // 2)]
     expected += [w / 10000 ** (2 * i / dims[2]) for i in range(dims[2] // 2)]
-    angles = torch.angle(rotation[t, h, w]).double()
+    angles = torch.atan2(rotation[t, h, w, :, 1], rotation[t, h, w, :, 0]).double()
     wrapped = [math.remainder(a, 2 * math.pi) for a in expected]
     torch.testing.assert_close(angles, torch.tensor(wrapped, dtype=torch.float64), rtol=0, atol=1e-6)
 
@@ -48,7 +48,7 @@ def test_grid_rope_scores_depend_only_on_relative_position(grid, seed):
     g = torch.Generator().manual_seed(seed)
     q = torch.randn(1, 1, 1, head_dim, generator=g)
     k = torch.randn(1, 1, 1, head_dim, generator=g)
-    rotation = grid_rotation(grid, head_dim).reshape(*grid, 1, head_dim // 2)
+    rotation = grid_rotation(grid, head_dim).reshape(*grid, 1, head_dim // 2, 2)
 
     def score(a, b):
         return (rotate(q, rotation[a]) * rotate(k, rotation[b])).sum()

@@ -40,13 +40,14 @@ def test_velocity_has_the_latent_shape(model_type, speakers):
     assert torch.isfinite(out).all()
 
 
-def test_encode_audio_gives_k_tokens_per_latent_frame_and_speaker():
+@pytest.mark.parametrize("frames", [1, 5])
+def test_encode_audio_gives_k_tokens_per_latent_frame_and_speaker(frames):
     model = make_tiny_model()
     audio = model.config.audio
-    features = make_inputs(model.config, batch=2, frames=5, speakers=3)["features"]
-    assert features.shape[2] == 17
+    features = make_inputs(model.config, batch=2, frames=frames, speakers=3)["features"]
+    assert features.shape[2] == 4 * (frames - 1) + 1
     tokens = model.encode_audio(features)
-    assert tokens.shape == (2, 3, 5, audio.context_tokens, audio.token_dim)
+    assert tokens.shape == (2, 3, frames, audio.context_tokens, audio.token_dim)
 
 
 def test_state_dict_keys_are_wan_native_plus_multitalk_adapter():
