@@ -19,7 +19,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Literal, Protocol
+from pathlib import Path
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -29,23 +30,13 @@ from magicinfinite_core.errors import InputError
 from magicinfinite_core.imaging import fit_image
 from magicinfinite_core.latents import VideoVAE, decode, encode, image_conditioning, latent_frames
 from magicinfinite_core.sampling.colour import match_colour
-from magicinfinite_core.sampling.guidance import Condition, Guidance
+from magicinfinite_core.sampling.guidance import Condition
 from magicinfinite_core.sampling.resume import ResumeState, fingerprint, module_fingerprint
-from magicinfinite_core.sampling.schedules import default_shift, distilled_sigmas, flow_sigmas, user_sigmas
-from magicinfinite_core.sampling.sinks import FrameSink, MemorySink, VideoResult
+from magicinfinite_core.sampling.settings import SamplerSettings
+from magicinfinite_core.sampling.sinks import FrameSink, MemorySink, Mp4Sink, VideoResult, finished_video
 from magicinfinite_core.sampling.solvers import SOLVERS
 from magicinfinite_core.sampling.text import TextConditioning
-from magicinfinite_core.sampling.window import (
-    DEFAULT_MOTION_FRAMES,
-    DEFAULT_WINDOW_FRAMES,
-    Window,
-    check_window,
-    plan_windows,
-)
-
-MotionMode = Literal["infinitetalk", "multitalk"]
-MOTION_MODES: tuple[MotionMode, ...] = ("infinitetalk", "multitalk")
-SIZE_MULTIPLE = 16  # 8 pixels per latent cell x 2 latent cells per token
+from magicinfinite_core.sampling.window import Window, plan_windows
 
 
 class AudioVideoModel(Protocol):
@@ -65,56 +56,6 @@ class TokenRegions(Protocol):
     masks: torch.Tensor
 
     def token_masks(self, width: int, height: int) -> torch.Tensor: ...
-
-
-@dataclass(frozen=True)
-class SamplerSettings:
-    """Everything about how a video is sampled (not what it shows)."""
-
-    width: int
-    height: int
-    window_frames: int = DEFAULT_WINDOW_FRAMES
-    motion_frames: int = DEFAULT_MOTION_FRAMES
-    motion_mode: MotionMode = "infinitetalk"
-    solver: str = "distilled"
-    steps: int = 4
-    shift: float | None = None  # None: 5 for "distilled", else by resolution (480p 7, 720p 11)
-    sigmas: tuple[float, ...] | None = None  # a user schedule; replaces steps and shift
-    text_cfg: float = 1.0
-    audio_cfg: float = 1.0
-    seed: int = 0
-    colour_match: float = 0.0  # 0 off .. 1 full Lab mean/std transfer to the reference
-
-    def __post_init__(self) -> None:
-        for name in ("width", "height"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < SIZE_MULTIPLE or value % SIZE_MULTIPLE:
-                raise InputError(
-                    f"{name}: expected a multiple of {SIZE_MULTIPLE} pixels (at least {SIZE_MULTIPLE}), got "
-                    f"{value!r}; try {max(SIZE_MULTIPLE, round(value / SIZE_MULTIPLE) * SIZE_MULTIPLE)}."
-                )
-        check_window(self.window_frames, self.motion_frames)
-        if self.motion_mode not in MOTION_MODES:
-            raise InputError(f"motion_mode: expected one of {MOTION_MODES}, got {self.motion_mode!r}.")
-        if self.solver not in SOLVERS:
-            raise InputError(f"solver: expected one of {tuple(SOLVERS)}, got {self.solver!r}.")
-        if not 0.0 <= self.colour_match <= 1.0:
-            raise InputError(f"colour_match: expected a strength from 0 (off) to 1, got {self.colour_match}.")
-        if self.sigmas is None:
-            self.schedule()  # reports bad steps / shift now rather than at the first window
-
-    @property
-    def guidance(self) -> Guidance:
-        return Guidance(self.text_cfg, self.audio_cfg)
-
-    def schedule(self) -> torch.Tensor:
-        """The sigmas every window visits."""
-        if self.sigmas is not None:
-            return user_sigmas(self.sigmas)
-        distilled = self.solver == "distilled"
-        shift = self.shift if self.shift is not None else default_shift(self.width, self.height,
-                                                                          distilled=distilled)
-        return distilled_sigmas(self.steps, shift) if distilled else flow_sigmas(self.steps, shift)
 
 
 @dataclass(frozen=True)
@@ -165,7 +106,7 @@ def _check_inputs(model: AudioVideoModel, reference: torch.Tensor, audio: AudioF
 
 def run_hash(model: AudioVideoModel, vae: VideoVAE, reference: torch.Tensor, audio: AudioFeatures,
              text: TextConditioning, settings: SamplerSettings, clip_tokens: torch.Tensor | None,
-             regions: TokenRegions | None) -> str:
+             regions: TokenRegions | None, resume_key: str = "") -> str:
     """Digest of every input that shapes the video: a resume is only taken up when this matches."""
     def identity(module: object) -> str:
         module = getattr(module, "first_stage_model", module)  # ComfyUI's VAE object wraps its module
@@ -184,6 +125,7 @@ def run_hash(model: AudioVideoModel, vae: VideoVAE, reference: torch.Tensor, aud
         "text": ([(start, context) for start, context in text.prompts], text.negative),
         "clip": clip_tokens,
         "regions": None if regions is None else regions.masks,
+        "key": resume_key,
     })
 
 
@@ -233,7 +175,7 @@ class _WindowSampler:
         """Denoise and decode one window: frames [num_frames, H, W, 3] float32 0..1 (on the CPU)."""
         settings, device = self.settings, self.device
         reference = self.reference_at(window)
-        multitalk_motion = settings.motion_mode == "multitalk" and motion is not None
+        multitalk_motion = settings.options.motion_mode == "multitalk" and motion is not None
         if multitalk_motion:
             y = self.conditioning(motion[-1:], window, from_source=False)
         else:
@@ -281,8 +223,8 @@ class _WindowSampler:
         latent = self.solver(denoise, noise(), self.sigmas, noise_sampler=noise, constrain=constrain,
                              callback=lambda step, x, x0: on_step(step, x0))
         frames = decode(self.vae, latent.float()).cpu()
-        if settings.colour_match > 0:
-            frames = match_colour(frames, reference, settings.colour_match)
+        if settings.options.colour_match > 0:
+            frames = match_colour(frames, reference, settings.options.colour_match)
         return frames
 
 
@@ -300,6 +242,7 @@ def sample_video(
     regions: TokenRegions | None = None,
     device: torch.device | str = "cpu",
     callback: ProgressCallback | None = None,
+    resume_key: str = "",
 ) -> VideoResult:
     """Sample a video as long as the audio, window by window, into `sink` (default: frames in memory).
 
@@ -307,20 +250,65 @@ def sample_video(
     (each window takes its reference from the source at its own position). clip_tokens [1, 257, image_dim]
     (CLIP vision penultimate hidden states) are optional. regions bind speaker i's audio to region i.
     `callback` runs after every step and may raise (cancel): the sink is then aborted and, for a
-    resumable sink, the finished windows are kept for the next run with the same inputs.
+    resumable sink, the finished windows are kept for the next run with the same inputs. `resume_key`
+    names what the model's tensors do not show (its files, its LoRAs) so a resume never mixes models.
     """
     _check_inputs(model, reference, audio, text, settings, regions)
-    windows = plan_windows(audio.num_frames, settings.window_frames, settings.motion_frames)
-    sink = sink if sink is not None else MemorySink(audio.num_frames, audio.fps, audio.waveform,
-                                                    audio.sample_rate)
-    sampler = _WindowSampler(model, vae, reference, audio, text, settings, clip_tokens, regions,
-                             torch.device(device))
+    if sink is None:
+        sink = MemorySink(audio.num_frames, audio.fps, audio.waveform, audio.sample_rate)
+    digest = ""
+    if sink.resume_store is not None:
+        digest = run_hash(model, vae, reference, audio, text, settings, clip_tokens, regions, resume_key)
+    return _sample(model, vae, reference, audio, text, settings, sink, clip_tokens, regions,
+                   torch.device(device), callback, digest)
+
+
+@torch.no_grad()
+def stream_video(
+    model: AudioVideoModel,
+    vae: VideoVAE,
+    reference: torch.Tensor,
+    audio: AudioFeatures,
+    text: TextConditioning,
+    settings: SamplerSettings,
+    *,
+    directory: Path | str,
+    filename_prefix: str,
+    clip_tokens: torch.Tensor | None = None,
+    regions: TokenRegions | None = None,
+    device: torch.device | str = "cpu",
+    callback: ProgressCallback | None = None,
+    resume_key: str = "",
+    crf: int = 18,
+) -> VideoResult:
+    """`sample_video` streamed into `directory/<filename_prefix>_<inputs hash>.mp4` (H.264 + AAC).
+
+    The name comes from the inputs, so running the same inputs again continues an interrupted render, or
+    returns the finished file as it is, and different inputs never overwrite each other's video.
+    """
+    _check_inputs(model, reference, audio, text, settings, regions)
+    digest = run_hash(model, vae, reference, audio, text, settings, clip_tokens, regions, resume_key)
+    path = Path(directory) / f"{filename_prefix}_{digest[:12]}.mp4"
+    if path.is_file():
+        return finished_video(path, fps=audio.fps, num_frames=audio.num_frames, waveform=audio.waveform,
+                              sample_rate=audio.sample_rate)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sink = Mp4Sink(path, num_frames=audio.num_frames, fps=audio.fps, waveform=audio.waveform,
+                   sample_rate=audio.sample_rate, crf=crf)
+    return _sample(model, vae, reference, audio, text, settings, sink, clip_tokens, regions,
+                   torch.device(device), callback, digest)
+
+
+def _sample(model: AudioVideoModel, vae: VideoVAE, reference: torch.Tensor, audio: AudioFeatures,
+            text: TextConditioning, settings: SamplerSettings, sink: FrameSink,
+            clip_tokens: torch.Tensor | None, regions: TokenRegions | None, device: torch.device,
+            callback: ProgressCallback | None, digest: str) -> VideoResult:
+    options = settings.options
+    windows = plan_windows(audio.num_frames, options.window_frames, options.motion_frames)
+    sampler = _WindowSampler(model, vae, reference, audio, text, settings, clip_tokens, regions, device)
     num_steps = len(sampler.sigmas) - 1
     store = sink.resume_store
-    params_hash, state = "", None
-    if store is not None:
-        params_hash = run_hash(model, vae, reference, audio, text, settings, clip_tokens, regions)
-        state = store.load(params_hash)
+    state = store.load(digest) if store is not None else None
     first = min(state.next_window, len(windows)) if state is not None else 0
     motion = state.motion_frames if state is not None and first > 0 else None
     try:
@@ -335,12 +323,12 @@ def sample_video(
             following = windows[window.index + 1] if window.index + 1 < len(windows) else None
             if following is not None:
                 offset = following.start - window.start
-                motion = frames[offset : offset + settings.motion_frames].clone()
+                motion = frames[offset : offset + options.motion_frames].clone()
             sink.write(window.index, frames[window.num_dropped : window.num_dropped + window.num_output])
             del frames
             if store is not None:
                 remaining = motion if following is not None else torch.zeros(0)
-                store.save(ResumeState(params_hash, settings.seed, window.index + 1, remaining))
+                store.save(ResumeState(digest, settings.seed, window.index + 1, remaining))
         return sink.finish()
     except BaseException:
         sink.abort()

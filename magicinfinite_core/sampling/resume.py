@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 STATE_FILE = "resume.safetensors"
@@ -75,7 +75,7 @@ class ResumeStore:
             with safe_open(str(self.path), framework="pt") as handle:
                 meta = json.loads(handle.metadata()["state"])
             tensors = load_file(str(self.path))
-        except (OSError, KeyError, ValueError, RuntimeError):  # a damaged state file is as good as none
+        except (OSError, KeyError, ValueError, RuntimeError, SafetensorError):  # damaged: as good as none
             return None
         if meta.get("format") != FORMAT_VERSION or meta.get("params_hash") != params_hash:
             return None

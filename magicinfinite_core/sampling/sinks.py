@@ -35,9 +35,9 @@ _SEGMENT_NAME = re.compile(r"^(\d{6})\.seg$")
 class VideoResult:
     """What a finished render hands back.
 
-    frames: every frame [N, H, W, 3] from the memory sink; the last window's new frames from the MP4 sink
-    (a preview: the whole video is in the file). waveform [channels, samples] is the audio trimmed to the
-    video's duration.
+    frames: every frame [N, H, W, 3] from the memory sink; from the MP4 sink only the last frame [1, H, W, 3]
+    (a preview of where the video ends up: the whole video is in the file). waveform [channels, samples] is
+    the audio trimmed to the video's duration.
     """
 
     frames: torch.Tensor
@@ -147,7 +147,7 @@ class Mp4Sink:
         self.parts = self.path.with_name(self.path.name + PARTS_SUFFIX)
         self.partial = self.path.with_name(self.path.name + PARTIAL_SUFFIX)
         self._next_window = 0
-        self._last_frames: torch.Tensor | None = None
+        self._last_frame: torch.Tensor | None = None
 
     @property
     def resume_store(self) -> ResumeStore:
@@ -193,7 +193,7 @@ class Mp4Sink:
             container.mux(stream.encode(None))
         os.replace(temporary, segment)
         self._next_window += 1
-        self._last_frames = frames.detach().float().cpu()
+        self._last_frame = frames[-1:].detach().float().cpu().clone()
 
     def finish(self) -> VideoResult:
         segments = [path for _, path in self._segments()]
@@ -230,11 +230,32 @@ class Mp4Sink:
             output.mux(audio.encode(None))
         os.replace(self.partial, self.path)
         shutil.rmtree(self.parts, ignore_errors=True)
-        frames = self._last_frames if self._last_frames is not None else torch.zeros(0, 0, 0, 3)
-        return VideoResult(frames, self.fps, frames_written, self.waveform, self.sample_rate, self.path)
+        frame = self._last_frame if self._last_frame is not None else last_frame(self.path)
+        return VideoResult(frame, self.fps, frames_written, self.waveform, self.sample_rate, self.path)
 
     def abort(self) -> None:
         # Keep the finished window parts and the resume state; drop anything half written.
         self.partial.unlink(missing_ok=True)
         for temporary in self.parts.glob("*.tmp") if self.parts.is_dir() else ():
             temporary.unlink(missing_ok=True)
+
+
+def last_frame(path: Path) -> torch.Tensor:
+    """The last frame [1, H, W, 3] float 0..1 of a video file, decoding only its last second or so."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        if stream.duration is not None:
+            container.seek(max(0, stream.duration - int(2 / stream.time_base)), stream=stream, backward=True)
+        frame = None
+        for frame in container.decode(stream):  # noqa: B007  (the loop keeps the last one)
+            pass
+        if frame is None:
+            raise InputError(f"output: {path} holds no video frame; delete it to render it again.")
+        return torch.from_numpy(frame.to_ndarray(format="rgb24")).float().div(255).unsqueeze(0)
+
+
+def finished_video(path: Path, *, fps: float, num_frames: int, waveform: torch.Tensor,
+                   sample_rate: int) -> VideoResult:
+    """The result of a render whose file already exists (same inputs, same name): nothing is redone."""
+    audio = trimmed_audio(waveform, sample_rate, num_frames, fps)
+    return VideoResult(last_frame(path), fps, num_frames, audio, sample_rate, path)

@@ -6,18 +6,26 @@ End-to-end tests use the real tiny WanModel from tests/conftest.py.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import torch
 
 from magicinfinite_core.audio.features import AudioFeatures, FrameStore
 from magicinfinite_core.models.config import tiny_config
+from magicinfinite_core.sampling.settings import SamplerOptions, SamplerSettings
 from magicinfinite_core.sampling.text import TextConditioning
 from magicinfinite_core.vae import SmallVideoVAE
 
 FPS = 25.0
 SAMPLE_RATE = 16000
 CONFIG = tiny_config(dim=32, num_heads=2, num_layers=1)
+
+
+def make_settings(**values) -> SamplerSettings:
+    """SamplerSettings from flat keywords: option fields go into its SamplerOptions."""
+    option_names = {f.name for f in fields(SamplerOptions)}
+    options = SamplerOptions(**{k: v for k, v in values.items() if k in option_names})
+    return SamplerSettings(**{k: v for k, v in values.items() if k not in option_names}, options=options)
 
 
 def make_audio(num_frames: int, *, speakers: int = 1, seed: int = 0, config=CONFIG) -> AudioFeatures:

@@ -16,7 +16,8 @@ def noise_sampler_from(seed: int, shape):
 def test_constant_x0_prediction_lands_exactly_on_it(name) -> None:
     target = torch.randn(2, 3)
     sigmas = flow_sigmas(6, 3.0)
-    out = SOLVERS[name](lambda x, s: target, torch.randn(2, 3), sigmas, noise_sampler=noise_sampler_from(0, (2, 3)))
+    out = SOLVERS[name](lambda x, s: target, torch.randn(2, 3), sigmas,
+                        noise_sampler=noise_sampler_from(0, (2, 3)))
     assert torch.allclose(out, target, atol=1e-6)
 
 
@@ -71,8 +72,8 @@ def test_constrain_runs_before_every_model_call_and_after_every_step_and_callbac
         x[0] = 42.0
         return x
 
-    out = SOLVERS[name](model, torch.randn(3), sigmas, noise_sampler=lambda: torch.randn(3), constrain=constrain,
-                        callback=lambda i, x, x0: log.append(f"step{i}"))
+    out = SOLVERS[name](model, torch.randn(3), sigmas, noise_sampler=lambda: torch.randn(3),
+                        constrain=constrain, callback=lambda i, x, x0: log.append(f"step{i}"))
     assert out[0] == 42.0
     expected = []
     for i in range(5):

@@ -1,0 +1,67 @@
+"""Wan latent normalisation and the i2v image conditioning y = [mask 4ch, reference latent 16ch]."""
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from sampler_fixtures import make_picture, make_vae
+
+from magicinfinite_core.latents import (
+    WAN21_LATENT_MEAN,
+    WAN21_LATENT_STD,
+    decode,
+    denormalise,
+    encode,
+    image_conditioning,
+    normalise,
+    preview_rgb,
+)
+
+COMFYUI_DIR = Path(os.environ.get("COMFYUI_DIR", "/work/comfyui"))
+
+
+def test_normalise_is_per_channel_and_undone_by_denormalise() -> None:
+    raw = torch.randn(1, 16, 3, 2, 2)
+    z = normalise(raw)
+    mean, std = torch.tensor(WAN21_LATENT_MEAN), torch.tensor(WAN21_LATENT_STD)
+    assert torch.allclose(z[0, :, 1, 0, 1], (raw[0, :, 1, 0, 1] - mean) / std)
+    assert torch.allclose(denormalise(z), raw, atol=1e-6)
+
+
+@pytest.mark.skipif(not (COMFYUI_DIR / "comfy/latent_formats.py").is_file(), reason="no ComfyUI checkout")
+def test_statistics_are_comfyuis_wan21_numbers() -> None:
+    source = (COMFYUI_DIR / "comfy/latent_formats.py").read_text()
+    wan21 = source[source.index("class Wan21(") :]
+    numbers = [float(x) for x in re.findall(r"-?\d+\.\d+", wan21[wan21.index("latents_mean") :])[:32]]
+    assert tuple(numbers[:16]) == WAN21_LATENT_MEAN
+    assert tuple(numbers[16:]) == WAN21_LATENT_STD
+
+
+def test_image_conditioning_is_mask_on_first_latent_then_reference_and_grey() -> None:
+    vae, reference = make_vae(), make_picture(1, 32, 48)
+    y = image_conditioning(vae, reference, 17)
+    assert y.shape == (1, 20, 5, 4, 6)
+    assert (y[:, :4, 0] == 1).all() and (y[:, :4, 1:] == 0).all()
+    grey = torch.full((16, 32, 48, 3), 0.5)
+    assert torch.allclose(y[:, 4:], normalise(vae.encode(torch.cat([reference, grey]))))
+
+
+def test_encode_decode_use_normalised_latents_and_either_host_layout() -> None:
+    vae, frames = make_vae(), make_picture(5, 16, 16)
+    z = encode(vae, frames)
+    assert torch.allclose(denormalise(z), vae.encode(frames), atol=1e-6)
+    out = decode(vae, z)
+    assert out.shape == (5, 16, 16, 3)
+
+    class FlatVAE:  # a VAE returning [N, H, W, 3] instead of [1, N, H, W, 3]
+        def decode(self, latent):
+            return vae.decode(latent)[0]
+
+    assert torch.equal(decode(FlatVAE(), z), out)
+
+
+def test_preview_is_a_small_rgb_picture() -> None:
+    preview = preview_rgb(torch.randn(1, 16, 3, 4, 6))
+    assert preview.shape == (4, 6, 3) and preview.dtype == torch.uint8
