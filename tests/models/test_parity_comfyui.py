@@ -42,7 +42,7 @@ AUDIO_START = 2  # video frame of the feature sequence where the window starts
 
 @pytest.fixture(scope="module")
 def comfy():
-    sys.path.insert(0, COMFYUI_DIR)
+    sys.path.append(COMFYUI_DIR)  # appended: ComfyUI's top-level nodes.py must not shadow this pack's nodes/
     cli_args = importlib.import_module("comfy.cli_args")
     cli_args.args.cpu = True  # ComfyUI picks its device when comfy.model_management is first imported
     return SimpleNamespace(
