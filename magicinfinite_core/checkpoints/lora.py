@@ -18,7 +18,6 @@ import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 
@@ -136,7 +135,7 @@ def read_lora(spec: LoraSpec, target_shapes: Mapping[str, tuple[int, ...]]) -> d
     wrong shape (a LoRA made for another model size); warns when only some entries match.
     """
     file = open_tensor_file(spec.path)
-    name = Path(spec.path).name
+    name = file.name
     entries: dict[str, _Entry] = {}
     strays: list[str] = []
     for key, tensor in file.read(file.keys()):

@@ -16,7 +16,7 @@ from checkpoint_files import (
 )
 from conftest import make_inputs, make_tiny_model
 
-from magicinfinite_core.checkpoints import load_model
+from magicinfinite_core.checkpoints import LoraSpec, load_model
 from magicinfinite_core.checkpoints.fp8 import dequantize
 from magicinfinite_core.errors import CheckpointError, InputError
 from magicinfinite_core.models.wan import WanModel
@@ -188,3 +188,29 @@ def test_unsupported_dtypes_are_input_errors(tmp_path, model):
         load_model(path, compute_dtype=FP8)
     with pytest.raises(InputError, match="storage dtype"):
         load_model(path, storage_dtype=torch.int8)
+
+
+def test_a_plain_fp8_file_keeps_linear_weights_fp8_and_upcasts_the_rest(tmp_path, model):
+    """Like wan2.1_*_fp8_e4m3fn.safetensors: fp8 without scales; here even the norms are fp8."""
+    tensors = {k: v.to(FP8) for k, v in native_state(model).items()}
+    loaded = load_model(
+        save(tmp_path / "fp8.safetensors", tensors, model), compute_dtype=torch.bfloat16
+    ).module
+    layer = loaded.get_submodule("blocks.0.ffn.0")
+    assert layer.weight.dtype == FP8 and layer.scale_weight is None
+    assert torch.equal(layer.weight.float(), tensors["blocks.0.ffn.0.weight"].float())
+    assert loaded.get_parameter("blocks.0.norm3.weight").dtype == torch.bfloat16
+    assert torch.isfinite(velocity(loaded)).all()
+
+
+def test_tensors_scales_and_lora_patches_go_to_the_device(tmp_path, model):
+    path = save(tmp_path / "fp8.safetensors", fp8_scaled(model), model)
+    down, up = torch.ones(1, 64), torch.ones(64, 1)
+    lora = save(
+        tmp_path / "lora.safetensors",
+        {"blocks.0.self_attn.q.lora_A.weight": down, "blocks.0.self_attn.q.lora_B.weight": up},
+    )
+    loaded = load_model(path, loras=[LoraSpec(str(lora), 1.0)], device="meta").module
+    assert all(t.is_meta for t in loaded.state_dict().values())
+    layer = loaded.get_submodule("blocks.0.self_attn.q")
+    assert layer.scale_weight.is_meta and layer.patches[0].down.is_meta
