@@ -289,6 +289,8 @@ def stream_video(
     _check_inputs(model, reference, audio, text, settings, regions)
     digest = run_hash(model, vae, reference, audio, text, settings, clip_tokens, regions, resume_key)
     path = Path(directory) / f"{filename_prefix}_{digest[:12]}.mp4"
+    if not path.resolve().is_relative_to(Path(directory).resolve()):
+        raise InputError(f"filename_prefix: {filename_prefix!r} leads outside the output folder {directory}.")
     if path.is_file():
         return finished_video(path, fps=audio.fps, num_frames=audio.num_frames, waveform=audio.waveform,
                               sample_rate=audio.sample_rate)

@@ -12,7 +12,12 @@ from magicinfinite_core.errors import InputError
 from magicinfinite_core.sampling.guidance import Guidance
 from magicinfinite_core.sampling.schedules import default_shift, distilled_sigmas, flow_sigmas, user_sigmas
 from magicinfinite_core.sampling.solvers import SOLVERS
-from magicinfinite_core.sampling.window import DEFAULT_MOTION_FRAMES, DEFAULT_WINDOW_FRAMES, check_window
+from magicinfinite_core.sampling.window import (
+    DEFAULT_MOTION_FRAMES,
+    DEFAULT_WINDOW_FRAMES,
+    check_window,
+    plan_windows,
+)
 
 MotionMode = Literal["infinitetalk", "multitalk"]
 MOTION_MODES: tuple[MotionMode, ...] = ("infinitetalk", "multitalk")
@@ -77,3 +82,8 @@ class SamplerSettings:
         if shift is None:
             shift = default_shift(self.width, self.height, distilled=distilled)
         return distilled_sigmas(self.steps, shift) if distilled else flow_sigmas(self.steps, shift)
+
+    def total_steps(self, num_frames: int) -> int:
+        """Solver steps over a whole video of `num_frames` frames (what a progress bar counts)."""
+        windows = plan_windows(num_frames, self.options.window_frames, self.options.motion_frames)
+        return len(windows) * (len(self.schedule()) - 1)

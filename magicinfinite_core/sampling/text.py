@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -83,3 +84,36 @@ class TextConditioning:
         """The context of the entry in force at `seconds`."""
         starts = [start for start, _ in self.prompts]
         return self.prompts[max(0, bisect.bisect_right(starts, seconds) - 1)][1]
+
+
+def build_text_conditioning(
+    *,
+    positive: torch.Tensor | None = None,
+    negative: torch.Tensor | None = None,
+    schedule: str = "",
+    negative_prompt: str = "",
+    encode: Callable[[str], torch.Tensor] | None = None,
+) -> TextConditioning:
+    """Text conditioning from what the user connected.
+
+    An encoded `positive` context [1, L, D] is a single prompt; otherwise `schedule` is parsed and each
+    prompt encoded with `encode(text) -> [1, L, D]` (the host's text encoder; a prompt used twice is
+    encoded once). The negative is the encoded `negative` context, else `negative_prompt` encoded when an
+    encoder is there, else none.
+    """
+    if negative is None and encode is not None:
+        negative = encode(negative_prompt)
+    if positive is not None:
+        return TextConditioning.single(positive, negative)
+    if encode is None:
+        raise InputError(
+            "text: connect positive conditioning, or a CLIP (the umT5 text encoder) to encode the prompt "
+            "schedule."
+        )
+    encoded: dict[str, torch.Tensor] = {}
+    prompts = []
+    for start, prompt in parse_prompt_schedule(schedule):
+        if prompt not in encoded:
+            encoded[prompt] = encode(prompt)
+        prompts.append((start, encoded[prompt]))
+    return TextConditioning(tuple(prompts), negative)

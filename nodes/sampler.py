@@ -1,0 +1,192 @@
+"""MagicInfiniteSampler (a talking video of any length) and MagicInfiniteSamplerOptions (advanced options)."""
+
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from magicinfinite_core.errors import InputError
+from magicinfinite_core.latents import preview_rgb
+from magicinfinite_core.sampling import (
+    MOTION_MODES,
+    SOLVERS,
+    SamplerOptions,
+    SamplerSettings,
+    sample_video,
+    stream_video,
+)
+from magicinfinite_core.sampling.window import DEFAULT_MOTION_FRAMES, DEFAULT_WINDOW_FRAMES
+
+from .host import model_management, output_directory, progress_callback
+
+OUTPUTS = ("frames", "file")
+PREVIEW_SIZE = 512
+
+
+@contextmanager
+def _on_compute_device(module: torch.nn.Module):
+    """The model on the host's compute device while sampling, back on the offload device after."""
+    if model_management is None:
+        yield torch.device("cpu")
+        return
+    device = model_management.get_torch_device()
+    module.to(device)
+    try:
+        yield device
+    finally:
+        module.to(model_management.unet_offload_device())
+        model_management.soft_empty_cache()
+
+
+def _preview(latent: torch.Tensor) -> tuple:
+    return ("JPEG", Image.fromarray(preview_rgb(latent).numpy()), PREVIEW_SIZE)
+
+
+class MagicInfiniteSampler:
+    @classmethod
+    def INPUT_TYPES(cls) -> dict:
+        return {
+            "required": {
+                "model": ("MI_MODEL", {"tooltip": "DiT + audio adapter from MagicInfinite Model Loader."}),
+                "image": ("IMAGE", {"tooltip": (
+                    "The portrait (one image), or a source video (several frames) to dub: then each window "
+                    "takes its reference from the source frame at its own position. Resized to cover "
+                    "width x height and centre-cropped.")}),
+                "audio": ("MI_AUDIO", {"tooltip": (
+                    "Voices from MagicInfinite Audio Embed; the video is exactly as long as this audio.")}),
+                "text": ("MI_TEXT", {"tooltip": (
+                    "Prompt (or prompt schedule) from MagicInfinite Text Conditioning.")}),
+                "width": ("INT", {"default": 832, "min": 16, "max": 4096, "step": 16, "tooltip": (
+                    "Video width in pixels, a multiple of 16.")}),
+                "height": ("INT", {"default": 480, "min": 16, "max": 4096, "step": 16, "tooltip": (
+                    "Video height in pixels, a multiple of 16.")}),
+                "sampler": (list(SOLVERS), {"default": "distilled", "tooltip": (
+                    "distilled: x0 prediction then fresh noise (step-distilled weights, e.g. lightx2v, "
+                    "4 steps). euler / dpmpp_2m: ODE solvers for base weights (about 40 steps, with CFG).")}),
+                "steps": ("INT", {"default": 4, "min": 1, "max": 200, "tooltip": (
+                    "Steps per window; a distilled model wants the steps it was distilled for (4).")}),
+                "text_cfg": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 20.0, "step": 0.1, "tooltip": (
+                    "Text guidance. 1 = off (CFG-distilled weights). Base weights: about 5 (needs a negative "
+                    "prompt).")}),
+                "audio_cfg": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 20.0, "step": 0.1, "tooltip": (
+                    "Audio (lip-sync) guidance. 1 = off. With a distill LoRA: text 1, audio 2 (2 passes per "
+                    "step). Base weights: about 4 (3 for long videos).")}),
+                "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "tooltip": (
+                    "Same seed, same video. Each window draws its noise from a seed made from this one.")}),
+                "output": (list(OUTPUTS), {"default": "frames", "tooltip": (
+                    "frames: every frame as IMAGE (short videos). file: streamed into an MP4 (H.264 + AAC) "
+                    "in the output folder window by window in flat memory (long videos); IMAGE is then the "
+                    "last frame. An interrupted file render continues where it stopped when queued again "
+                    "with the same inputs.")}),
+                "filename_prefix": ("STRING", {"default": "MagicInfinite", "tooltip": (
+                    "For output 'file': the name in the output folder (subfolders allowed); a hash of the "
+                    "inputs is appended, so the same inputs find their unfinished render again.")}),
+            },
+            "optional": {
+                "vae": ("VAE", {"tooltip": (
+                    "The Wan2.1 VAE (VAELoader, wan_2.1_vae.safetensors). Optional only for a model that "
+                    "brings its own.")}),
+                "regions": ("MI_REGIONS", {"tooltip": (
+                    "Speaker regions from MagicInfinite Region Masks: audio track i moves region i only.")}),
+                "clip_vision_output": ("CLIP_VISION_OUTPUT", {"tooltip": (
+                    "CLIPVisionEncode of the portrait with clip_vision_h (crop none): helps identity.")}),
+                "options": ("MI_SAMPLER_OPTIONS", {"tooltip": (
+                    "Advanced: window and motion frames, motion scheme, shift, sigmas, colour matching.")}),
+            },
+        }
+
+    RETURN_TYPES = ("IMAGE", "AUDIO", "FLOAT", "STRING")
+    RETURN_NAMES = ("images", "audio", "fps", "file")
+    OUTPUT_TOOLTIPS = (
+        "The video's frames (output 'frames'), or its last frame (output 'file').",
+        "The sound track, cut to the video's length.",
+        "Frames per second of the video (the audio features' fps).",
+        "Path of the MP4 (output 'file'); empty for output 'frames'.",
+    )
+    OUTPUT_NODE = True
+    FUNCTION = "sample"
+    CATEGORY = "MagicInfinite"
+    DESCRIPTION = ("Makes a talking video as long as the audio, window by window: each window continues from "
+                   "the last frames of the one before, so memory stays flat however long the audio.")
+
+    def sample(self, model, image, audio, text, width: int, height: int, sampler: str, steps: int,
+               text_cfg: float, audio_cfg: float, seed: int, output: str, filename_prefix: str,
+               vae=None, regions=None, clip_vision_output=None, options=None):
+        settings = SamplerSettings(width, height, sampler, steps, text_cfg, audio_cfg, seed,
+                                   options if options is not None else SamplerOptions())
+        vae = vae if vae is not None else getattr(model, "vae", None)
+        if vae is None:
+            raise InputError("vae: connect a VAE (VAELoader with the Wan2.1 VAE, wan_2.1_vae.safetensors).")
+        clip = None if clip_vision_output is None else clip_vision_output.penultimate_hidden_states
+        progress = progress_callback(settings.total_steps(audio.num_frames))
+        arguments = {"clip_tokens": clip, "regions": regions,
+                     "callback": lambda step: progress(step.done, _preview(step.latent)),
+                     "resume_key": repr((model.sources, model.loras))}
+        with _on_compute_device(model.module) as device:
+            if output == "file":
+                result = stream_video(model.module, vae, image, audio, text, settings, device=device,
+                                      directory=output_directory(), filename_prefix=filename_prefix,
+                                      **arguments)
+            else:
+                result = sample_video(model.module, vae, image, audio, text, settings, device=device,
+                                      **arguments)
+        sound = {"waveform": result.waveform.unsqueeze(0), "sample_rate": result.sample_rate}
+        outputs = (result.frames, sound, result.fps, "" if result.path is None else str(result.path))
+        if result.path is None:
+            return outputs
+        folder = result.path.resolve().parent.relative_to(output_directory().resolve())
+        saved = {"filename": result.path.name, "subfolder": "" if folder == Path() else folder.as_posix(),
+                 "type": "output"}
+        return {"ui": {"images": [saved], "animated": (True,)}, "result": outputs}
+
+
+class MagicInfiniteSamplerOptions:
+    @classmethod
+    def INPUT_TYPES(cls) -> dict:
+        return {
+            "required": {
+                "window_frames": ("INT", {"default": DEFAULT_WINDOW_FRAMES, "min": 5, "max": 241, "step": 4,
+                                          "tooltip": (
+                    "Frames per window, 4k+1 (81 = 3.24 s at 25 fps, what the models were trained on).")}),
+                "motion_frames": ("INT", {"default": DEFAULT_MOTION_FRAMES, "min": 1, "max": 240, "tooltip": (
+                    "Frames each window takes over from the previous one (InfiniteTalk 9, MultiTalk 25); "
+                    "fewer than window_frames.")}),
+                "motion_mode": (list(MOTION_MODES), {"default": "infinitetalk", "tooltip": (
+                    "infinitetalk: the motion frames stay clean and the portrait stays the reference "
+                    "(identity holds over long videos). multitalk: the motion frames are re-noised each "
+                    "step and the last one becomes the reference (for MultiTalk weights).")}),
+                "shift": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 100.0, "step": 0.1, "tooltip": (
+                    "Noise schedule shift; 0 = automatic: 5 for the distilled sampler, else 7 at 480p and "
+                    "11 at 720p. Distill-LoRA READMEs suggest 2 to 5.")}),
+                "colour_match": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.05, "tooltip": (
+                    "Match every frame's colour (Lab mean and spread) to the reference: 0 off, 1 full. "
+                    "Counters colour drift in videos over about a minute.")}),
+            },
+            "optional": {
+                "sigmas": ("SIGMAS", {"tooltip": (
+                    "A custom noise schedule (flow-matching sigmas, 1 to 0); replaces steps and shift.")}),
+            },
+        }
+
+    RETURN_TYPES = ("MI_SAMPLER_OPTIONS",)
+    RETURN_NAMES = ("options",)
+    OUTPUT_TOOLTIPS = ("Advanced options for the MagicInfinite sampler.",)
+    FUNCTION = "build"
+    CATEGORY = "MagicInfinite"
+    DESCRIPTION = "Advanced MagicInfinite sampler options: how windows join, the schedule, colour matching."
+
+    def build(self, window_frames: int, motion_frames: int, motion_mode: str, shift: float,
+              colour_match: float, sigmas=None):
+        return (SamplerOptions(window_frames, motion_frames, motion_mode, shift if shift > 0 else None,
+                               None if sigmas is None else tuple(sigmas.flatten().tolist()), colour_match),)
+
+
+NODE_CLASS_MAPPINGS = {
+    "MagicInfiniteSampler": MagicInfiniteSampler,
+    "MagicInfiniteSamplerOptions": MagicInfiniteSamplerOptions,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "MagicInfiniteSampler": "MagicInfinite Sampler",
+    "MagicInfiniteSamplerOptions": "MagicInfinite Sampler Options",
+}
