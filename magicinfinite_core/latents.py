@@ -104,8 +104,9 @@ def image_conditioning(vae: VideoVAE, reference: torch.Tensor, num_frames: int) 
 
 
 def preview_rgb(latent: torch.Tensor) -> torch.Tensor:
-    """First latent frame of a normalised latent [1, 16, T, h, w] -> uint8 RGB [h, w, 3] for previews."""
-    raw = denormalise(latent[:, :, :1].float())[0, :, 0]
+    """Last latent frame of a normalised latent [1, 16, T, h, w] -> uint8 RGB [h, w, 3] for previews (the
+    first frames of a window are held motion or reference frames; the last one shows the new content)."""
+    raw = denormalise(latent[:, :, -1:].float())[0, :, 0]
     factors = torch.tensor(WAN21_PREVIEW_RGB, dtype=raw.dtype, device=raw.device)
     bias = torch.tensor(WAN21_PREVIEW_BIAS, dtype=raw.dtype, device=raw.device)
     rgb = torch.einsum("chw,cr->hwr", raw, factors) + bias

@@ -62,6 +62,11 @@ def test_encode_decode_use_normalised_latents_and_either_host_layout() -> None:
     assert torch.equal(decode(FlatVAE(), z), out)
 
 
-def test_preview_is_a_small_rgb_picture() -> None:
-    preview = preview_rgb(torch.randn(1, 16, 3, 4, 6))
+def test_preview_is_a_small_rgb_picture_of_the_newest_latent_frame() -> None:
+    latent = torch.randn(1, 16, 3, 4, 6)
+    preview = preview_rgb(latent)
     assert preview.shape == (4, 6, 3) and preview.dtype == torch.uint8
+    earlier_changed = latent.clone()
+    earlier_changed[:, :, :2] = 0
+    assert torch.equal(preview_rgb(earlier_changed), preview)
+    assert not torch.equal(preview_rgb(latent * 2), preview)
