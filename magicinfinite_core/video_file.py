@@ -1,0 +1,140 @@
+"""Finished videos on disk: an MP4 (H.264 + AAC) from frames and audio, or a copy of a streamed MP4, both
+with text tags (ComfyUI keeps the prompt and the workflow there).
+
+Both write to `<name>.partial` (format mp4) and rename to the final name only when the file is complete,
+so a failed or cancelled save never leaves a file that looks finished.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import torch
+
+from magicinfinite_core.errors import InputError
+from magicinfinite_core.sampling.sinks import PARTIAL_SUFFIX, _audio_layout, trimmed_audio
+
+# Keeps custom tags (prompt, workflow) in the MP4's user data; faststart puts the index first for players.
+_MP4_OPTIONS = {"movflags": "use_metadata_tags+faststart"}
+
+
+def _partial(path: Path) -> Path:
+    return path.with_name(path.name + PARTIAL_SUFFIX)
+
+
+def frame_rate(fps: float) -> Fraction:
+    """The exact rate written for `fps` (25 -> 25, 29.97 -> 30000/1001), the same as the streamed files."""
+    if not fps > 0:
+        raise InputError(f"fps: expected a frame rate above 0, got {fps}.")
+    return Fraction(fps).limit_denominator(1001)
+
+
+def _even_frames(frames: torch.Tensor) -> torch.Tensor:
+    """H.264 4:2:0 needs even sizes: an odd last row or column is dropped."""
+    height, width = frames.shape[1] // 2 * 2, frames.shape[2] // 2 * 2
+    if height == 0 or width == 0:
+        raise InputError(f"images: frames of {frames.shape[2]}x{frames.shape[1]} pixels are too small for "
+                         "a video; at least 2x2 is needed.")
+    return frames[:, :height, :width, :3]
+
+
+def write_mp4(
+    path: Path | str,
+    frames: torch.Tensor,
+    fps: float,
+    *,
+    waveform: torch.Tensor | None = None,
+    sample_rate: int = 0,
+    tags: Mapping[str, str] | None = None,
+    crf: int = 18,
+) -> Path:
+    """Encode frames [N, H, W, 3] float 0..1 (and waveform [channels, samples] cut or padded to the video's
+    length) into `path` with `tags`; returns the path."""
+    path = Path(path)
+    if frames.ndim != 4 or frames.shape[0] == 0 or frames.shape[-1] < 3:
+        raise InputError(f"images: expected frames [N, H, W, 3] with N >= 1, got {tuple(frames.shape)}.")
+    frames = _even_frames(frames)
+    rate = frame_rate(fps)
+    audio = None
+    if waveform is not None:
+        audio = trimmed_audio(waveform, sample_rate, len(frames), fps)
+        # AAC takes mono or stereo: more channels are mixed down to mono.
+        audio = audio if audio.shape[0] <= 2 else audio.mean(0, keepdim=True)
+    partial = _partial(path)
+    try:
+        with av.open(str(partial), "w", format="mp4", options=_MP4_OPTIONS) as container:
+            container.metadata.update(tags or {})
+            video = container.add_stream("libx264", rate=rate)
+            video.height, video.width = frames.shape[1:3]
+            video.pix_fmt = "yuv420p"
+            video.options = {"crf": str(crf)}
+            sound = None
+            if audio is not None:
+                sound = container.add_stream("aac", rate=sample_rate, layout=_audio_layout(audio.shape[0]))
+            for index, frame in enumerate(frames):
+                pixels = (frame.float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+                picture = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+                picture.pts = index
+                container.mux(video.encode(picture))
+            container.mux(video.encode(None))
+            if sound is not None and audio.shape[1]:
+                chunk = av.AudioFrame.from_ndarray(audio.contiguous().numpy(), format="fltp",
+                                                   layout=_audio_layout(audio.shape[0]))
+                chunk.sample_rate, chunk.pts = sample_rate, 0
+                container.mux(sound.encode(chunk))
+                container.mux(sound.encode(None))
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return path
+
+
+def _open_video(path: Path) -> av.container.InputContainer:
+    """An existing media file with a video stream, opened for reading."""
+    if not path.is_file():
+        raise InputError(f"video_file: {str(path)!r} does not exist (moved or deleted since it was "
+                         "rendered?); run the sampler again to make it.")
+    container = av.open(str(path))
+    if not container.streams.video:
+        container.close()
+        raise InputError(f"video_file: {str(path)!r} holds no video stream.")
+    return container
+
+
+def copy_mp4(source: Path | str, path: Path | str, *, tags: Mapping[str, str] | None = None) -> Path:
+    """Copy the streams of a finished MP4 into `path` without re-encoding, adding `tags` to the source's;
+    returns the path."""
+    path, tags = Path(path), dict(tags or {})
+    partial = _partial(path)
+    try:
+        with _open_video(Path(source)) as original, \
+                av.open(str(partial), "w", format="mp4", options=_MP4_OPTIONS) as copy:
+            copy.metadata.update(original.metadata | tags)
+            streams = [s for s in original.streams if s.type in ("video", "audio")]
+            targets = {s.index: copy.add_stream_from_template(s) for s in streams}
+            video = original.streams.video[0]
+            copied = 0
+            for packet in original.demux(streams):
+                if packet.dts is None:  # the demuxer's end-of-stream marker
+                    continue
+                copied += packet.stream is video
+                packet.stream = targets[packet.stream.index]
+                copy.mux(packet)
+            if copied < video.frames:  # the index lists frames whose data is missing
+                raise InputError(f"video_file: {str(source)!r} is cut short ({copied} of {video.frames} "
+                                 "frames readable); delete it and render again.")
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return path
+
+
+def video_size(path: Path | str) -> tuple[int, int]:
+    """(width, height) of the first video stream of a file."""
+    with _open_video(Path(path)) as container:
+        context = container.streams.video[0].codec_context
+        return context.width, context.height
