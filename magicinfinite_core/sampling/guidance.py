@@ -61,6 +61,10 @@ class Guidance:
     def needs_negative_text(self) -> bool:
         return any(not c.uses_text for c in self.conditions)
 
+    @property
+    def needs_null_audio(self) -> bool:
+        return any(not c.uses_audio for c in self.conditions)
+
     def velocity(self, run: Callable[[Condition], torch.Tensor]) -> torch.Tensor:
         """Combine the passes; `run(condition)` runs the model once and returns its velocity."""
         v = {condition: run(condition) for condition in self.conditions}

@@ -143,30 +143,34 @@ class _WindowSampler:
         self.guidance = settings.guidance
         self.i2v = getattr(model.config, "model_type", "i2v") == "i2v"
         self.clip = clip_tokens.to(device) if clip_tokens is not None and self.i2v else None
-        self.masks = None if regions is None else regions.token_masks(settings.width, settings.height)
-        self.masks = None if self.masks is None else self.masks.to(device)
+        masks = None if regions is None else regions.token_masks(settings.width, settings.height)
+        self.masks = None if masks is None else masks.to(device)
         self._fitted: tuple[int, torch.Tensor] | None = None
         self._conditioning: tuple[tuple[int, int], torch.Tensor] | None = None
 
-    def reference_at(self, window: Window) -> torch.Tensor:
-        """The window's reference [1, H, W, 3]: the portrait, or the source video's frame at its start."""
-        index = min(window.start, self.source.shape[0] - 1)  # a source shorter than the audio holds its end
+    def source_index(self, window: Window) -> int:
+        """The source frame a window takes its reference from: 0 for a portrait, the window's start when
+        dubbing (a source shorter than the audio holds its last frame)."""
+        return min(window.start, self.source.shape[0] - 1)
+
+    def reference(self, index: int) -> torch.Tensor:
+        """Source frame `index` fitted to the video size, [1, H, W, 3] (the last one is kept)."""
         if self._fitted is None or self._fitted[0] != index:
             frame = self.source[index : index + 1, :, :, :3].float()
             self._fitted = (index, fit_image(frame, self.settings.width, self.settings.height))
         return self._fitted[1]
 
-    def conditioning(self, reference: torch.Tensor, window: Window, *,
-                     from_source: bool) -> torch.Tensor | None:
-        """y for this window. Made from a source frame, the last y is reused while that frame and the window
-        length stay the same (every window of a portrait-driven video but the last)."""
+    def conditioning(self, reference: torch.Tensor, window: Window,
+                     cache_key: int | None) -> torch.Tensor | None:
+        """y for this window. With a cache key (the source frame), the last y is reused while the key and
+        the window length stay the same: every window of a portrait-driven video but the last."""
         if not self.i2v:
             return None
-        if not from_source:
-            return image_conditioning(self.vae, reference, window.num_frames).to(self.device)
-        key = (self._fitted[0], window.num_frames)
-        if self._conditioning is None or self._conditioning[0] != key:
+        key = (cache_key, window.num_frames)
+        if cache_key is None or self._conditioning is None or self._conditioning[0] != key:
             y = image_conditioning(self.vae, reference, window.num_frames).to(self.device)
+            if cache_key is None:
+                return y
             self._conditioning = (key, y)
         return self._conditioning[1]
 
@@ -174,17 +178,19 @@ class _WindowSampler:
                ) -> torch.Tensor:
         """Denoise and decode one window: frames [num_frames, H, W, 3] float32 0..1 (on the CPU)."""
         settings, device = self.settings, self.device
-        reference = self.reference_at(window)
+        index = self.source_index(window)
+        reference = self.reference(index)
         multitalk_motion = settings.options.motion_mode == "multitalk" and motion is not None
-        if multitalk_motion:
-            y = self.conditioning(motion[-1:], window, from_source=False)
+        if multitalk_motion:  # MultiTalk conditions on the last motion frame instead of the reference
+            y = self.conditioning(motion[-1:], window, cache_key=None)
         else:
-            y = self.conditioning(reference, window, from_source=True)
+            y = self.conditioning(reference, window, cache_key=index)
         held = encode(self.vae, reference if motion is None else motion).to(device)
         features = self.audio.window(window.start, window.stop)[None].to(device)
         audio_tokens = self.model.encode_audio(features)
+        # CFG's unconditional audio: the adapter's tokens of all-zero features, as the references do.
         null_tokens = None
-        if Condition.NO_AUDIO in self.guidance.conditions or Condition.NONE in self.guidance.conditions:
+        if self.guidance.needs_null_audio:
             null_tokens = self.model.encode_audio(torch.zeros_like(features))
         centre_seconds = (window.start + (window.num_frames - 1) / 2) / self.audio.fps
         context = self.text.context_at(centre_seconds).to(device)

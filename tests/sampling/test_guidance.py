@@ -54,3 +54,4 @@ def test_one_pass_is_the_conditional_velocity() -> None:
     v, ran = combine(Guidance())
     assert ran == [Condition.FULL] and torch.equal(v, V[Condition.FULL])
     assert not Guidance().needs_negative_text and Guidance(2.0, 1.0).needs_negative_text
+    assert not Guidance(2.0, 1.0).needs_null_audio and Guidance(1.0, 2.0).needs_null_audio
