@@ -47,7 +47,7 @@ class ChunkPlan:
 
     core_frames: int = 1000
     context_frames: int = 64
-    cnn_piece_frames: int = 200
+    cnn_piece_frames: int = 100
 
     @property
     def whole_limit(self) -> int:
@@ -150,23 +150,35 @@ class _FrontEnd:
         return mean, 1.0 / math.sqrt(var + _NORMALIZE_EPS)
 
     def _group_norm_stats(self) -> tuple[Tensor, Tensor]:
-        """Per-channel mean and 1/std of the first convolution's output over the whole clip."""
+        """Scale and shift that apply the first layer's GroupNorm with clip-wide statistics.
+
+        The first convolution has one input channel, so channel c's output at t is w_c . x_t + b_c with x_t
+        the t-th window of samples: its mean and variance over the clip follow from the mean and the
+        covariance of the windows (kernel x kernel), without computing the 512-channel output twice.
+        """
         conv = self.layers[0].conv
         kernel, stride = conv.kernel_size[0], conv.stride[0]
         outputs = (self.num_samples - kernel) // stride + 1
-        step = self.plan.cnn_piece_frames * self.geometry.hop // stride  # conv outputs per piece
-        total = torch.zeros(conv.out_channels, dtype=torch.float64, device=self.device)
-        total_sq = torch.zeros_like(total)
+        step = self.plan.cnn_piece_frames * self.geometry.hop // stride  # windows per piece
+        total = torch.zeros(kernel, dtype=torch.float64, device=self.device)
+        gram = torch.zeros(kernel, kernel, dtype=torch.float64, device=self.device)
         for first in range(0, outputs, step):
             last = min(first + step, outputs)
-            samples = self.read(first * stride, (last - 1) * stride + kernel)
-            out = conv(samples[None, None])[0].to(torch.float64)
-            total += out.sum(dim=1)
-            total_sq += (out * out).sum(dim=1)
-        mean = total / outputs
-        var = (total_sq / outputs - mean * mean).clamp(min=0)
+            samples = self.read(first * stride, (last - 1) * stride + kernel).to(torch.float64)
+            windows = samples.unfold(0, kernel, stride)
+            total += windows.sum(dim=0)
+            gram += windows.T @ windows
+        window_mean = total / outputs
+        covariance = gram / outputs - torch.outer(window_mean, window_mean)
+        weight = conv.weight[:, 0, :].to(torch.float64)
+        mean = weight @ window_mean
+        if conv.bias is not None:
+            mean = mean + conv.bias.to(torch.float64)
+        var = ((weight @ covariance) * weight).sum(dim=1).clamp(min=0)
         norm = self.layers[0].layer_norm
-        return mean.to(torch.float32), torch.rsqrt(var + norm.eps).to(torch.float32)
+        scale = norm.weight.to(torch.float64) / torch.sqrt(var + norm.eps)
+        shift = norm.bias.to(torch.float64) - mean * scale
+        return scale.to(torch.float32), shift.to(torch.float32)
 
     def _first_layer(self, samples: Tensor) -> Tensor:
         layer = self.layers[0]
@@ -174,9 +186,8 @@ class _FrontEnd:
         if self.group_stats is None:  # LayerNorm over channels: local to each frame
             out = layer.layer_norm(out.transpose(-2, -1)).transpose(-2, -1)
         else:
-            mean, inv_std = self.group_stats
-            norm = layer.layer_norm
-            out = (out - mean[:, None]) * (inv_std * norm.weight)[:, None] + norm.bias[:, None]
+            scale, shift = self.group_stats
+            out = torch.addcmul(shift[:, None], out, scale[:, None])
         return layer.activation(out)
 
     def _compute(self, start: int, stop: int) -> Tensor:

@@ -46,7 +46,8 @@ def test_interpolation_matches_torch_align_corners(inputs, outputs):
         assert torch.allclose(ours, expected[start:stop], atol=1e-6)
 
 
-@pytest.mark.parametrize("overrides", [{}, {"feat_extract_norm": "layer", "conv_bias": True}])
+@pytest.mark.parametrize("overrides", [{}, {"conv_bias": True},
+                                       {"feat_extract_norm": "layer", "conv_bias": True}])
 @pytest.mark.parametrize("do_normalize", [False, True])
 def test_front_end_in_pieces_equals_the_whole_clip(overrides, do_normalize):
     """GroupNorm and waveform standardisation use clip-wide statistics: pieces must not change them."""

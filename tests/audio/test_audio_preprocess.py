@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+import torchaudio.functional as AF
 
 from magicinfinite_core.audio.preprocess import (
     SpeakerTrack,
@@ -42,12 +43,24 @@ def test_channels_are_averaged_as_librosa_does(channels):
 def test_loudness_matches_pyloudnorm_including_loud_clips():
     pyln = pytest.importorskip("pyloudnorm")
     meter = pyln.Meter(16000)
-    for seconds, level in [(0.4, 0.3), (0.45, 1.0), (3.3, 0.05), (3.3, 1.0), (3.3, 3.0), (10.0, 0.001)]:
+    cases = [(0.4, 0.3), (0.45, 1.0), (3.3, 0.05), (3.3, 1.0), (3.3, 3.0), (10.0, 0.001), (65.0, 0.5)]
+    for seconds, level in cases:
         mono = speech_like(seconds, 16000, seed=int(seconds * 10))[0] * level
         ours = integrated_loudness(mono)
         theirs = meter.integrated_loudness(mono.double().numpy())
         # torchaudio's filters alone clamp to [-1, 1]; loud clips (level 3) would be off by 2.5 LU.
         assert ours == pytest.approx(theirs, abs=0.01), (seconds, level)
+
+
+def test_long_clips_measured_in_pieces_match_torchaudio():
+    """Quiet and loud stretches (so both gates act) across several measuring pieces (30 s each)."""
+    mono = speech_like(75.0, 16000, seed=4)[0]
+    levels = torch.ones_like(mono)
+    levels[200_000:420_000] = 0.02  # quiet stretch: below the relative gate
+    levels[700_000:900_000] = 1e-5  # near silence: below the absolute gate
+    mono = mono * levels
+    expected = float(AF.loudness(mono[None].double(), 16000))
+    assert integrated_loudness(mono) == pytest.approx(expected, abs=1e-4)
 
 
 def test_normalised_clip_measures_minus_23_lufs():
