@@ -1,0 +1,115 @@
+"""`python -m magicinfinite_core demo`: an MP4 with floor(duration x fps) frames and an audio track in the
+current folder, the user's own picture and recording, a plain statement of what the model is, and clear
+errors for bad options."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import wave
+
+import av
+import numpy as np
+import pytest
+
+from magicinfinite_core.__main__ import main
+from magicinfinite_core.bundle import load_bundle
+from magicinfinite_core.demo import DEFAULT_OUT, describe_model
+
+
+def probe(path) -> tuple[int, float, int]:
+    """(decoded video frames, frame rate, audio streams) of a video file."""
+    with av.open(str(path)) as container:
+        rate = float(container.streams.video[0].average_rate)
+        frames = sum(1 for _ in container.decode(video=0))
+    with av.open(str(path)) as container:
+        return frames, rate, len(container.streams.audio)
+
+
+def write_png(path, width: int, height: int) -> None:
+    pixels = np.zeros((height, width, 3), np.uint8)
+    pixels[:, : width // 2] = (200, 80, 40)
+    with av.open(str(path), "w", format="image2") as container:
+        stream = container.add_stream("png")
+        stream.width, stream.height, stream.pix_fmt = width, height, "rgb24"
+        for packet in (*stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")), *stream.encode()):
+            container.mux(packet)
+
+
+def write_wav(path, seconds: float, rate: int = 44100, channels: int = 2) -> None:
+    t = np.arange(round(seconds * rate)) / rate
+    tone = 0.3 * np.sin(2 * np.pi * 180 * t) * (1 + np.sin(2 * np.pi * 3 * t)) / 2
+    pcm = (np.repeat(tone[:, None], channels, axis=1) * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as writer:
+        writer.setnchannels(channels)
+        writer.setsampwidth(2)
+        writer.setframerate(rate)
+        writer.writeframes(pcm.tobytes())
+
+
+def test_demo_writes_a_video_with_audio_into_the_current_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--seconds", "1.5", "--seed", "5"]) == 0
+    frames, fps, audio_streams = probe(tmp_path / DEFAULT_OUT)
+    assert fps == 25.0 and frames == math.floor(1.5 * 25) and audio_streams == 1
+    log = capsys.readouterr().err
+    assert "small stand-in model" in log
+    assert "] 8/8 window 2/2" in log  # 37 frames: windows of 33 frames, 9 shared, 4 steps each
+    last = log.strip().splitlines()[-1]
+    assert last.startswith(f"Wrote {tmp_path / DEFAULT_OUT}: 37 frames at 25 fps, 1.48 s, with audio")
+    assert not list(tmp_path.glob("*.parts")) and not list(tmp_path.glob("*.partial"))
+
+
+def test_demo_takes_the_users_picture_recording_and_prompt_schedule(tmp_path, capsys):
+    write_png(tmp_path / "me.png", 40, 30)
+    write_wav(tmp_path / "me.wav", 0.9)
+    out = tmp_path / "mine.mp4"
+    code = main(["demo", "--image", str(tmp_path / "me.png"), "--audio", str(tmp_path / "me.wav"),
+                 "--seconds", "0.5", "--prompt", "0: a smiling person / 0.2: a surprised person",
+                 "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    frames, fps, audio_streams = probe(out)
+    assert frames == math.floor(0.5 * 25) and fps == 25.0 and audio_streams == 1
+    assert "first 0.5 of 0.90 s" in capsys.readouterr().err
+
+
+def test_the_model_is_described_as_a_stand_in_trained_or_not():
+    bundle = load_bundle()
+    untrained = dataclasses.replace(bundle, info=dataclasses.replace(bundle.info, trained=False))
+    trained = dataclasses.replace(bundle, info=dataclasses.replace(bundle.info, trained=True))
+    assert "small stand-in" in describe_model(untrained) and "UNTRAINED" in describe_model(untrained)
+    assert "small stand-in" in describe_model(trained) and "UNTRAINED" not in describe_model(trained)
+    assert "cartoon" in describe_model(trained)
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--seconds", "0"], "--seconds: expected a positive number of seconds"),
+    (["--seconds", "ten"], "--seconds: expected a number of seconds"),
+    (["--seconds", "nan"], "--seconds: expected a positive number"),
+    (["--seed", "-1"], "--seed: expected a whole number from 0"),
+    (["--unknown"], "unrecognized arguments: --unknown"),
+])
+def test_bad_option_values_stop_the_command_line_with_a_clear_message(argv, expected, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["demo", *argv])
+    assert stop.value.code == 2
+    assert expected.replace("--seconds: ", "argument --seconds: ").replace("--seed: ", "argument --seed: ") \
+        in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--out", "video.avi"], "--out: the demo writes an MP4 video; give a name ending in .mp4"),
+    (["--out", "no/such/folder/video.mp4"], "--out: the folder 'no/such/folder' does not exist"),
+    (["--image", "missing.png"], "--image: 'missing.png' is not a file"),
+    (["--image", "notes.txt"], "--image: 'notes.txt' cannot be read as a picture"),
+    (["--audio", "missing.wav"], "--audio: 'missing.wav' is not a file"),
+    (["--audio", "picture.png"], "--audio: 'picture.png' holds no audio stream"),
+])
+def test_bad_files_are_reported_before_any_work(argv, expected, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_text("not a picture")
+    write_png(tmp_path / "picture.png", 16, 16)
+    assert main(["demo", *argv]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {expected}" in err and "Model:" not in err  # nothing loaded or sampled
+    assert not list(tmp_path.glob("*.mp4"))
