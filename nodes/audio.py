@@ -7,6 +7,7 @@ from magicinfinite_core.audio import (
     load_audio_encoder,
     tracks_from_host_audio,
 )
+from magicinfinite_core.bundle import AUDIO_ENCODER_FILE, EMBEDDED_BUNDLE_DIR, EMBEDDED_BUNDLE_NAME
 
 from . import host
 
@@ -21,10 +22,12 @@ class MagicInfiniteAudioEncoderLoader:
         names = [n for n in host.list_models("audio_encoders") if n.lower().endswith(_MODEL_SUFFIXES)]
         return {
             "required": {
-                "audio_encoder_name": (names, {"tooltip": (
+                "audio_encoder_name": ([EMBEDDED_BUNDLE_NAME, *names], {"tooltip": (
                     "wav2vec2 from models/audio_encoders: a single .safetensors (with or without the "
                     "'wav2vec2.' key prefix) or a Hugging Face folder's model.safetensors next to its "
-                    "config.json. MultiTalk/InfiniteTalk need chinese-wav2vec2-base (12 x 768 features).")}),
+                    "config.json. MultiTalk/InfiniteTalk need chinese-wav2vec2-base (12 x 768 features). "
+                    f"{EMBEDDED_BUNDLE_NAME}: the small encoder shipped for the embedded model (no "
+                    "download); it fits only that model.")}),
             },
         }
 
@@ -37,6 +40,8 @@ class MagicInfiniteAudioEncoderLoader:
                    "the GPU.")
 
     def load(self, audio_encoder_name: str):
+        if audio_encoder_name == EMBEDDED_BUNDLE_NAME:
+            return (load_audio_encoder(EMBEDDED_BUNDLE_DIR / AUDIO_ENCODER_FILE),)
         return (load_audio_encoder(host.model_path("audio_encoders", audio_encoder_name)),)
 
 

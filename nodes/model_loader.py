@@ -1,10 +1,41 @@
 """MagicInfiniteModelLoader (DiT + audio adapter + LoRAs -> MI_MODEL) and MagicInfiniteLoraSelect."""
 
-from magicinfinite_core.checkpoints import COMPUTE_DTYPES, STORAGE_DTYPES, LoraSpec, load_model
+from dataclasses import dataclass
+
+from magicinfinite_core.bundle import DIT_FILE, EMBEDDED_BUNDLE_NAME, load_bundle
+from magicinfinite_core.checkpoints import COMPUTE_DTYPES, STORAGE_DTYPES, LoadedModel, LoraSpec, load_model
+from magicinfinite_core.errors import InputError
+from magicinfinite_core.latents import VideoVAE
+from magicinfinite_core.text_encoder import SmallTextEncoder
 
 from .host import list_models, model_path
 
 NO_ADAPTER = "none"
+
+
+@dataclass(frozen=True, eq=False)
+class MagicInfiniteModel:
+    """The MI_MODEL value: the loaded DiT and the parts a model bundle brings with it (the embedded
+    MagicInfinite-Mini brings its VAE and text encoder; a Wan2.1 checkpoint brings neither, the host's
+    VAELoader and CLIPLoader provide them)."""
+
+    dit: LoadedModel
+    vae: VideoVAE | None = None
+    text_encoder: SmallTextEncoder | None = None
+
+
+def _load_embedded(adapter_name: str, compute_dtype, storage_dtype, loras) -> MagicInfiniteModel:
+    if adapter_name != NO_ADAPTER:
+        raise InputError(
+            f"adapter_name: {EMBEDDED_BUNDLE_NAME} carries its own audio adapter, so {adapter_name!r} cannot "
+            f"be added to it; choose '{NO_ADAPTER}', or a Wan2.1 DiT for that adapter."
+        )
+    bundle = load_bundle(compute_dtype=compute_dtype)
+    dit = bundle.model
+    if loras or storage_dtype is not None:  # the bundle loads its DiT plainly; reload it with these choices
+        dit = load_model(bundle.path / DIT_FILE, loras=loras, compute_dtype=compute_dtype,
+                         storage_dtype=storage_dtype)
+    return MagicInfiniteModel(dit, vae=bundle.vae, text_encoder=bundle.text_encoder)
 
 
 class MagicInfiniteModelLoader:
@@ -12,10 +43,11 @@ class MagicInfiniteModelLoader:
     def INPUT_TYPES(cls) -> dict:
         return {
             "required": {
-                "dit_name": (list_models("diffusion_models"), {"tooltip": (
+                "dit_name": ([EMBEDDED_BUNDLE_NAME, *list_models("diffusion_models")], {"tooltip": (
                     "Wan2.1 DiT from models/diffusion_models (safetensors: Wan native, ComfyUI repackaged "
                     "bf16/fp16/fp8_e4m3fn/fp8_scaled, or shards). Size, t2v/i2v and a built-in audio adapter "
-                    "are read from the tensors.")}),
+                    f"are read from the tensors. {EMBEDDED_BUNDLE_NAME}: the small stand-in model shipped "
+                    "with the pack (no download), with its own adapter, VAE and text encoder.")}),
                 "adapter_name": ([NO_ADAPTER, *list_models("model_patches")], {
                     "default": NO_ADAPTER, "tooltip": (
                     "MultiTalk / InfiniteTalk audio adapter from models/model_patches (the file ComfyUI's "
@@ -38,13 +70,17 @@ class MagicInfiniteModelLoader:
 
     RETURN_TYPES = ("MI_MODEL",)
     RETURN_NAMES = ("model",)
-    OUTPUT_TOOLTIPS = ("The DiT with its audio adapter and LoRAs, for the MagicInfinite sampler.",)
+    OUTPUT_TOOLTIPS = ("The DiT with its audio adapter and LoRAs (and, for the embedded model, its VAE and "
+                       "text encoder), for the MagicInfinite sampler and text conditioning.",)
     FUNCTION = "load"
     CATEGORY = "MagicInfinite/loaders"
     DESCRIPTION = ("Loads a Wan2.1 DiT and a MultiTalk/InfiniteTalk audio adapter (safetensors only) onto "
                    "the CPU; the sampler moves it to the GPU.")
 
     def load(self, dit_name: str, adapter_name: str, compute_dtype: str, weight_dtype: str, loras=()):
+        if dit_name == EMBEDDED_BUNDLE_NAME:
+            return (_load_embedded(adapter_name, COMPUTE_DTYPES[compute_dtype], STORAGE_DTYPES[weight_dtype],
+                                   tuple(loras or ())),)
         adapter = None if adapter_name == NO_ADAPTER else model_path("model_patches", adapter_name)
         model = load_model(
             model_path("diffusion_models", dit_name),
@@ -53,7 +89,7 @@ class MagicInfiniteModelLoader:
             compute_dtype=COMPUTE_DTYPES[compute_dtype],
             storage_dtype=STORAGE_DTYPES[weight_dtype],
         )
-        return (model,)
+        return (MagicInfiniteModel(model),)
 
 
 class MagicInfiniteLoraSelect:

@@ -85,8 +85,8 @@ class MagicInfiniteSampler:
             },
             "optional": {
                 "vae": ("VAE", {"tooltip": (
-                    "The Wan2.1 VAE (VAELoader, wan_2.1_vae.safetensors). Optional only for a model that "
-                    "brings its own.")}),
+                    "The Wan2.1 VAE (VAELoader, wan_2.1_vae.safetensors). Optional only for the embedded "
+                    "MagicInfinite-Mini model, which brings its own (one connected here replaces it).")}),
                 "regions": ("MI_REGIONS", {"tooltip": (
                     "Speaker regions from MagicInfinite Region Masks: audio track i moves region i only.")}),
                 "clip_vision_output": ("CLIP_VISION_OUTPUT", {"tooltip": (
@@ -115,21 +115,22 @@ class MagicInfiniteSampler:
                vae=None, regions=None, clip_vision_output=None, options=None):
         settings = SamplerSettings(width, height, sampler, steps, text_cfg, audio_cfg, seed,
                                    options if options is not None else SamplerOptions())
-        vae = vae if vae is not None else getattr(model, "vae", None)
+        vae = vae if vae is not None else model.vae
         if vae is None:
-            raise InputError("vae: connect a VAE (VAELoader with the Wan2.1 VAE, wan_2.1_vae.safetensors).")
+            raise InputError("vae: connect a VAE (VAELoader with the Wan2.1 VAE, wan_2.1_vae.safetensors); "
+                             "only the embedded MagicInfinite-Mini model brings its own.")
         clip = None if clip_vision_output is None else clip_vision_output.penultimate_hidden_states
         progress = progress_callback(settings.total_steps(audio.num_frames))
         arguments = {"clip_tokens": clip, "regions": regions,
                      "callback": lambda step: progress(step.done, _preview(step.latent)),
-                     "resume_key": repr((model.sources, model.loras))}
-        with _on_compute_device(model.module) as device:
+                     "resume_key": repr((model.dit.sources, model.dit.loras))}
+        with _on_compute_device(model.dit.module) as device:
             if output == "file":
-                result = stream_video(model.module, vae, image, audio, text, settings, device=device,
+                result = stream_video(model.dit.module, vae, image, audio, text, settings, device=device,
                                       directory=output_directory(), filename_prefix=filename_prefix,
                                       **arguments)
             else:
-                result = sample_video(model.module, vae, image, audio, text, settings, device=device,
+                result = sample_video(model.dit.module, vae, image, audio, text, settings, device=device,
                                       **arguments)
         sound = {"waveform": result.waveform.unsqueeze(0), "sample_rate": result.sample_rate}
         outputs = (result.frames, sound, result.fps, "" if result.path is None else str(result.path))

@@ -1,5 +1,6 @@
 """MagicInfiniteTextConditioning: the prompt (or a prompt schedule) and the negative prompt (MI_TEXT)."""
 
+from magicinfinite_core.errors import InputError
 from magicinfinite_core.sampling.text import build_text_conditioning
 
 
@@ -8,18 +9,29 @@ def _context(conditioning):
     return None if conditioning is None else conditioning[0][0]
 
 
+def _encoder(clip, model):
+    """What encodes the prompts here: the host's CLIP, else the model's own text encoder (the embedded
+    MagicInfinite-Mini brings one), else nothing."""
+    if clip is not None:
+        return lambda text: clip.encode_from_tokens(clip.tokenize(text))
+    if model is not None and model.text_encoder is not None:
+        return lambda text: model.text_encoder.encode([text])
+    return None
+
+
 class MagicInfiniteTextConditioning:
     @classmethod
     def INPUT_TYPES(cls) -> dict:
         return {
             "required": {
                 "prompt_schedule": ("STRING", {"default": "", "multiline": True, "tooltip": (
-                    "Used with a CLIP (umT5) input: one prompt, or one 'seconds: prompt' entry per line "
-                    "(e.g. '0: calm' then '12.5: laughing'). Each window follows the prompt in force at its "
-                    "centre. Ignored when positive conditioning is connected.")}),
+                    "Encoded by the CLIP input (or the embedded model's text encoder): one prompt, or one "
+                    "'seconds: prompt' entry per line (e.g. '0: calm' then '12.5: laughing'). Each window "
+                    "follows the prompt in force at its centre. Ignored when positive conditioning is "
+                    "connected.")}),
                 "negative_prompt": ("STRING", {"default": "", "multiline": True, "tooltip": (
-                    "Used with a CLIP input when negative conditioning is not connected; only matters when "
-                    "the sampler's text_cfg is not 1.")}),
+                    "Encoded like prompt_schedule when negative conditioning is not connected; only matters "
+                    "when the sampler's text_cfg is not 1.")}),
             },
             "optional": {
                 "positive": ("CONDITIONING", {"tooltip": (
@@ -29,6 +41,10 @@ class MagicInfiniteTextConditioning:
                 "clip": ("CLIP", {"tooltip": (
                     "The umT5 text encoder (CLIPLoader, type wan), to encode prompt_schedule and "
                     "negative_prompt here.")}),
+                "model": ("MI_MODEL", {"tooltip": (
+                    "The embedded MagicInfinite-Mini model from MagicInfinite Model Loader: its own text "
+                    "encoder encodes prompt_schedule and negative_prompt when neither positive nor clip is "
+                    "connected (Wan2.1 models need a CLIP).")}),
             },
         }
 
@@ -38,10 +54,14 @@ class MagicInfiniteTextConditioning:
     FUNCTION = "condition"
     CATEGORY = "MagicInfinite/conditioning"
     DESCRIPTION = ("What the video shows, in words: one prompt from CONDITIONING, or a schedule of prompts "
-                   "by time encoded with the connected text encoder.")
+                   "by time encoded with the connected text encoder (or the embedded model's own).")
 
-    def condition(self, prompt_schedule: str, negative_prompt: str, positive=None, negative=None, clip=None):
-        encode = None if clip is None else (lambda text: clip.encode_from_tokens(clip.tokenize(text)))
+    def condition(self, prompt_schedule: str, negative_prompt: str, positive=None, negative=None, clip=None,
+                  model=None):
+        encode = _encoder(clip, model)
+        if encode is None and positive is None and model is not None:
+            raise InputError("model: it brings no text encoder (only the embedded MagicInfinite-Mini does); "
+                             "connect a CLIP (CLIPLoader with umT5, type wan) or positive conditioning.")
         return (build_text_conditioning(positive=_context(positive), negative=_context(negative),
                                         schedule=prompt_schedule, negative_prompt=negative_prompt,
                                         encode=encode),)

@@ -8,6 +8,7 @@ import torch
 from conftest import make_tiny_model
 from safetensors.torch import save_file
 
+from magicinfinite_core.bundle import EMBEDDED_BUNDLE_NAME
 from magicinfinite_core.checkpoints import LoadedModel, LoraSpec, config_metadata
 from magicinfinite_core.checkpoints.layouts import is_adapter_key
 from magicinfinite_core.errors import CheckpointError
@@ -15,6 +16,7 @@ from nodes.model_loader import (
     NODE_CLASS_MAPPINGS,
     NODE_DISPLAY_NAME_MAPPINGS,
     MagicInfiniteLoraSelect,
+    MagicInfiniteModel,
     MagicInfiniteModelLoader,
 )
 
@@ -70,7 +72,7 @@ def test_nodes_declare_v1_inputs_outputs_and_tooltips(models_dir, node):
 
 def test_file_choices_come_from_the_model_folders(models_dir):
     required = MagicInfiniteModelLoader.INPUT_TYPES()["required"]
-    assert required["dit_name"][0] == ["old.pt", "tiny_dit.safetensors"]
+    assert required["dit_name"][0] == [EMBEDDED_BUNDLE_NAME, "old.pt", "tiny_dit.safetensors"]
     assert required["adapter_name"][0] == ["none", "tiny_infinitetalk.safetensors"]
     assert required["compute_dtype"][0] == ["bf16", "fp16", "fp32"]
     assert required["weight_dtype"][0] == ["default", "fp8_e4m3fn", "bf16", "fp16", "fp32"]
@@ -90,9 +92,11 @@ def test_lora_select_nodes_chain_into_a_tuple(models_dir):
 def test_loader_loads_dit_adapter_and_loras(models_dir):
     _, model = models_dir
     (loras,) = MagicInfiniteLoraSelect().select("style.safetensors", 1.0)
-    (loaded,) = MagicInfiniteModelLoader().load(
+    (model_value,) = MagicInfiniteModelLoader().load(
         "tiny_dit.safetensors", "tiny_infinitetalk.safetensors", "fp32", "fp8_e4m3fn", loras=loras
     )
+    assert isinstance(model_value, MagicInfiniteModel) and model_value.vae is None
+    loaded = model_value.dit
     assert isinstance(loaded, LoadedModel)
     assert loaded.config == model.config and loaded.loras == loras
     assert loaded.compute_dtype == torch.float32 and loaded.storage_dtype == torch.float8_e4m3fn
@@ -101,7 +105,7 @@ def test_loader_loads_dit_adapter_and_loras(models_dir):
 
 
 def test_loader_without_adapter_gives_a_silent_model_and_refuses_pickles(models_dir):
-    (loaded,) = MagicInfiniteModelLoader().load("tiny_dit.safetensors", "none", "bf16", "default")
+    loaded = MagicInfiniteModelLoader().load("tiny_dit.safetensors", "none", "bf16", "default")[0].dit
     assert loaded.config.audio is None and loaded.module.compute_dtype == torch.bfloat16
     with pytest.raises(CheckpointError, match="old.pt: refusing to load a pickle"):
         MagicInfiniteModelLoader().load("old.pt", "none", "bf16", "default")

@@ -9,6 +9,7 @@ import nodes.sampler as sampler_node
 from magicinfinite_core.checkpoints.loader import LoadedModel
 from magicinfinite_core.errors import InputError
 from magicinfinite_core.sampling import SamplerOptions
+from nodes.model_loader import MagicInfiniteModel
 from nodes.sampler import (
     NODE_CLASS_MAPPINGS,
     NODE_DISPLAY_NAME_MAPPINGS,
@@ -20,8 +21,9 @@ from tests.sampling.sampler_fixtures import CONFIG, make_audio, make_picture, ma
 
 
 @pytest.fixture(scope="module")
-def loaded() -> LoadedModel:
-    return LoadedModel(make_tiny_model(CONFIG), CONFIG, torch.float32, None, ("tiny.safetensors",), ())
+def loaded() -> MagicInfiniteModel:
+    return MagicInfiniteModel(
+        LoadedModel(make_tiny_model(CONFIG), CONFIG, torch.float32, None, ("tiny.safetensors",), ()))
 
 
 def inputs(loaded, **overrides) -> dict:
