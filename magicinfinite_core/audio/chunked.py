@@ -11,14 +11,16 @@ over 15,000 frames 10 GB per layer). Here:
 * The CNN runs in pieces of `cnn_piece_frames` output frames, which is exact: its convolutions are
   unpadded and every piece starts on a multiple of the total stride. Its first layer's GroupNorm
   normalises each channel over the whole clip, so a first pass gathers those statistics; the waveform
-  standardisation of models with do_normalize is handled the same way.
+  standardisation of models with do_normalize is handled the same way. Small pieces (2 s) keep the
+  front end's transient memory near 100 MB for wav2vec2-base.
 * The transformer runs over chunks of `core_frames` video frames plus `context_frames` on each side that
   are encoded and dropped. This is the one approximation: attention sees a chunk, not the whole clip. The
   context must exceed the positional convolution's reach (kernel 128 frames: 64 each side, 2.6 s at
   25 fps); 64 frames of context with 1000-frame cores keeps the transformer's extra work at 13%, and every
   kept frame still sees at least 2.6 s of audio on each side and up to 45 s in all (wav2vec2 was pretrained
   on crops of at most 15.6 s). Tracks of at most core + 2 x context frames (45 s at 25 fps) are encoded
-  whole, exactly as the reference does. tests/audio/test_chunked.py measures chunked against whole.
+  whole, exactly as the reference does. tests/audio/test_audio_chunked.py measures chunked against
+whole; docs/audio.md reports the figures.
 """
 
 from __future__ import annotations

@@ -90,6 +90,10 @@ def test_embed_input_mistakes_name_the_input(encoder):
     output = host_encoder_output(encoder.module, speech_like(1.0)[0])
     with pytest.raises(InputError, match="either audio_encoder or the encoder outputs"):
         node.embed(audio(1.0), 25.0, "para", True, audio_encoder=encoder, encoder_output_1=output)
+    with pytest.raises(InputError, match="encoder_output_2 is connected but audio_2 is not"):
+        node.embed(audio(1.0), 25.0, "para", True, encoder_output_1=output, encoder_output_2=output)
+    with pytest.raises(InputError, match="encoder_output_2 is missing"):
+        node.embed(audio(1.0), 25.0, "para", True, audio_2=audio(1.0), encoder_output_1=output)
     batch = {"waveform": torch.zeros(2, 1, 16000), "sample_rate": 16000}
     with pytest.raises(InputError, match="audio_1: holds a batch of 2"):
         node.embed(batch, 25.0, "para", True, audio_encoder=encoder)
