@@ -20,6 +20,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from magicinfinite_core.bundle import EMBEDDED_BUNDLE_DIR, EMBEDDED_BUNDLE_NAME, INFO_FILE, BundleInfo  # noqa: E402
 from nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS  # noqa: E402
 
 CORE_NODES = ROOT / "tests" / "workflows" / "core_nodes.json"
@@ -34,6 +35,8 @@ OUR_FILE_INPUTS = {
     "lora_name": "loras",
     "audio_encoder_name": "audio_encoders",
 }
+# Values of file inputs that name no file: the embedded model, no adapter.
+NOT_FILES = (EMBEDDED_BUNDLE_NAME, "none")
 # Where users get the model files the workflows name.
 SOURCES = {
     "wan2.1_i2v_480p_14B_fp8_scaled.safetensors":
@@ -325,7 +328,42 @@ def base_cfg() -> Workflow:
         "CFG pushes away from it.")
 
 
-WORKFLOWS = (one_speaker, dubbing, two_speakers, long_stream, base_cfg)
+def embedded_demo() -> Workflow:
+    """The embedded stand-in model with the size, window and schedule it was made for: runs with nothing
+    downloaded (also what the real-host test runs)."""
+    info = BundleInfo.from_json((EMBEDDED_BUNDLE_DIR / INFO_FILE).read_text(encoding="utf-8"))
+    portrait = Node("LoadImage", {"image": "portrait.png"}, title="Portrait")
+    voice = Node("LoadAudio", {"audio": "speech.wav"}, title="Voice")
+    encoder = Node("MagicInfiniteAudioEncoderLoader", {"audio_encoder_name": EMBEDDED_BUNDLE_NAME})
+    embed = _embed(encoder, [voice], fps=info.fps)
+    # fp32: the small model is meant for the CPU, where bf16 matmuls are slow.
+    model = Node("MagicInfiniteModelLoader", {"dit_name": EMBEDDED_BUNDLE_NAME, "adapter_name": "none",
+                                              "compute_dtype": "fp32", "weight_dtype": "default"})
+    text = Node("MagicInfiniteTextConditioning",
+                {"prompt_schedule": info.default_prompt, "negative_prompt": info.negative_prompt},
+                {"model": (model, 0)})
+    options = Node("MagicInfiniteSamplerOptions",
+                   {"window_frames": info.window_frames, "motion_frames": info.motion_frames,
+                    "motion_mode": "infinitetalk", "shift": info.shift, "colour_match": 0.0})
+    sampler = Node("MagicInfiniteSampler",
+                   {"width": info.width, "height": info.height, "sampler": "distilled", "steps": info.steps,
+                    "text_cfg": 1.0, "audio_cfg": 1.0, "seed": 42, "output": "frames",
+                    "filename_prefix": "MagicInfinite"},
+                   {"model": (model, 0), "image": (portrait, 0), "audio": (embed, 0), "text": (text, 0),
+                    "options": (options, 0)})
+    return Workflow(
+        "magicinfinite_embedded_demo",
+        f"The embedded {info.name} model: no download, runs on a CPU. A small stand-in "
+        f"({'trained' if info.trained else 'randomly initialised, untrained'}): it shows the pipeline, not "
+        f"a convincing face. {info.width}x{info.height} at {info.fps:g} fps.",
+        _graph(portrait, voice, encoder, embed, model, text, options, sampler,
+               _save_frames(sampler, "MagicInfinite/embedded_demo")),
+        "- **Portrait** (Load Image): e.g. magicinfinite_core/assets/sample_portrait.png from the pack.\n"
+        "- **Voice** (Load Audio): e.g. magicinfinite_core/assets/sample_speech.wav. The video is as long as "
+        f"the voice.\n- Prompts are made of the words the model knows: {', '.join(info.prompt_words)}.")
+
+
+WORKFLOWS = (one_speaker, dubbing, two_speakers, long_stream, base_cfg, embedded_demo)
 
 
 # ---------------------------------------------------------------------------------------------- writers
@@ -378,12 +416,15 @@ def _note_text(workflow: Workflow, core: dict) -> str:
         decl = declaration(node.type, core)
         for _, name, spec in ordered_inputs(decl):
             folder = file_folder(node.type, name, spec)
-            if folder and folder != "input" and name in node.values:
+            if folder and folder != "input" and node.values.get(name) not in (None, *NOT_FILES):
                 files.setdefault(folder, [])
                 if node.values[name] not in files[folder]:
                     files[folder].append(node.values[name])
-    lines = [f"# {workflow.description}", "", "## Model files", "",
-             "Put each file in the folder shown, under ComfyUI/models/:", ""]
+    lines = [f"# {workflow.description}", "", "## Model files", ""]
+    if files:
+        lines += ["Put each file in the folder shown, under ComfyUI/models/:", ""]
+    else:
+        lines += [f"None to download: {EMBEDDED_BUNDLE_NAME} ships inside the pack.", ""]
     for folder in sorted(files):
         for name in files[folder]:
             lines.append(f"- `models/{folder}/{name}`  ")

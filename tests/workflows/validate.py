@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from magicinfinite_core.bundle import EMBEDDED_BUNDLE_NAME
 from nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
 
 HERE = Path(__file__).resolve().parent
@@ -29,7 +30,11 @@ OUR_FILE_INPUTS = {
     ("MagicInfiniteAudioEncoderLoader", "audio_encoder_name"): "audio_encoders",
 }
 # Values of our file inputs that are not files.
-OUR_FILE_CHOICES = {("MagicInfiniteModelLoader", "adapter_name"): ("none",)}
+OUR_FILE_CHOICES = {
+    ("MagicInfiniteModelLoader", "dit_name"): (EMBEDDED_BUNDLE_NAME,),
+    ("MagicInfiniteModelLoader", "adapter_name"): ("none",),
+    ("MagicInfiniteAudioEncoderLoader", "audio_encoder_name"): (EMBEDDED_BUNDLE_NAME,),
+}
 
 
 @dataclass
