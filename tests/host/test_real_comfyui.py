@@ -93,6 +93,15 @@ def test_object_info_lists_our_nodes_with_the_declared_inputs_and_outputs(server
                                                                   "extra_pnginfo": "EXTRA_PNGINFO"}
 
 
+def test_the_ui_workflows_are_offered_as_templates(server) -> None:
+    from tests.host.comfyui_server import PACK_NAME
+
+    ui_files = sorted((ROOT / "workflows").glob("*.json"))
+    assert sorted(server.get_json("/workflow_templates")[PACK_NAME]) == [p.stem for p in ui_files]
+    served = server.get_json(f"/api/workflow_templates/{PACK_NAME}/{ui_files[0].name}")
+    assert served == json.loads(ui_files[0].read_text(encoding="utf-8"))
+
+
 @pytest.fixture(scope="module")
 def tiny_model_files(server) -> dict[str, str]:
     """A tiny LoRA for the embedded DiT in models/loras and a copy of the embedded wav2vec2 in
