@@ -71,14 +71,18 @@ class TextProgressBar:
         self.started = time.monotonic()
         self.interactive = stream.isatty()
         self._last_tenth = -1
+        self._done_before: int | None = None  # units a resumed run did not have to do again
 
     def update(self, done: int, detail: str = "") -> None:
         fraction = min(done / self.total, 1.0)
         filled = round(fraction * self.width)
         elapsed = time.monotonic() - self.started
+        if self._done_before is None:
+            self._done_before = max(done - 1, 0)
         timing = f"{elapsed:.0f} s"
         if 0 < done < self.total:
-            timing += f", about {elapsed / done * (self.total - done):.0f} s left"
+            rate = elapsed / max(done - self._done_before, 1)
+            timing += f", about {rate * (self.total - done):.0f} s left"
         line = (f"{self.label} [{'#' * filled}{'.' * (self.width - filled)}] {done}/{self.total} "
                 f"{detail}{' ' if detail else ''}({timing})")
         if self.interactive:

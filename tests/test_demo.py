@@ -12,6 +12,7 @@ import av
 import numpy as np
 import pytest
 
+from magicinfinite_core import demo
 from magicinfinite_core.__main__ import main
 from magicinfinite_core.bundle import load_bundle
 from magicinfinite_core.demo import DEFAULT_OUT, describe_model
@@ -58,6 +59,28 @@ def test_demo_writes_a_video_with_audio_into_the_current_folder(tmp_path, monkey
     last = log.strip().splitlines()[-1]
     assert last.startswith(f"Wrote {tmp_path / DEFAULT_OUT}: 37 frames at 25 fps, 1.48 s, with audio")
     assert not list(tmp_path.glob("*.parts")) and not list(tmp_path.glob("*.partial"))
+
+
+def test_an_interrupted_demo_continues_from_the_last_finished_window(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "resumed.mp4"
+    seen: list[tuple[str, int]] = []
+    update = demo.TextProgressBar.update
+
+    interrupts = [KeyboardInterrupt()]  # one Ctrl-C, in the second window of the first run
+
+    def stop_in_window_2_once(bar, done, detail=""):
+        seen.append((bar.label.strip(), done))
+        if seen[-1] == ("sample", 6) and interrupts:
+            raise interrupts.pop()
+        update(bar, done, detail)
+
+    monkeypatch.setattr(demo.TextProgressBar, "update", stop_in_window_2_once)
+    assert main(["demo", "--seconds", "1.5", "--out", str(out)]) == 130
+    assert "Run the same command again to continue" in capsys.readouterr().err and not out.exists()
+    seen.clear()
+    assert main(["demo", "--seconds", "1.5", "--out", str(out)]) == 0
+    assert [done for label, done in seen if label == "sample"] == [5, 6, 7, 8]  # window 1 was kept
+    assert probe(out)[0] == 37
 
 
 def test_demo_takes_the_users_picture_recording_and_prompt_schedule(tmp_path, capsys):
