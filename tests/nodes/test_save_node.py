@@ -4,13 +4,16 @@ that looks finished."""
 
 import json
 from fractions import Fraction
+from types import SimpleNamespace
 
 import av
 import pytest
 import torch
 
 import magicinfinite_core.video_file as video_file
+import nodes.save as save_module
 from magicinfinite_core.errors import InputError
+from nodes import host
 from nodes.save import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS, MagicInfiniteSaveVideo
 
 PROMPT = {"3": {"class_type": "MagicInfiniteSaveVideo", "inputs": {"filename_prefix": "x"}}}
@@ -49,7 +52,8 @@ def probe(path) -> dict:
 
 @pytest.fixture
 def output(tmp_path, monkeypatch):
-    """Without ComfyUI the output folder is ./output."""
+    """Without ComfyUI the output folder is ./output (also when another test put ComfyUI on sys.path)."""
+    monkeypatch.setattr(host, "folder_paths", None)
     monkeypatch.chdir(tmp_path)
     return tmp_path / "output"
 
@@ -90,6 +94,13 @@ def test_the_prompt_and_the_workflow_are_embedded_as_json_tags(output) -> None:
     tags = probe(output / "MagicInfinite" / "video_00001_.mp4")["tags"]
     assert json.loads(tags["prompt"]) == PROMPT
     assert json.loads(tags["workflow"]) == WORKFLOW
+
+
+def test_comfyuis_disable_metadata_flag_leaves_the_workflow_out(output, monkeypatch) -> None:
+    monkeypatch.setattr(save_module, "_host_args", SimpleNamespace(disable_metadata=True))
+    save(images=frames(2))
+    tags = probe(output / "MagicInfinite" / "video_00001_.mp4")["tags"]
+    assert "prompt" not in tags and "workflow" not in tags
 
 
 def test_each_save_takes_the_next_counter_and_never_overwrites(output) -> None:
