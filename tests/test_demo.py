@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import socket
 import wave
 
 import av
@@ -48,8 +49,14 @@ def write_wav(path, seconds: float, rate: int = 44100, channels: int = 2) -> Non
         writer.writeframes(pcm.tobytes())
 
 
+def no_network(*args, **kwargs):
+    raise AssertionError("the demo tried to open a network connection")
+
+
 def test_demo_writes_a_video_with_audio_into_the_current_folder(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(socket.socket, "connect", no_network)  # nothing may be downloaded
+    monkeypatch.setattr(socket, "create_connection", no_network)
     assert main(["demo", "--seconds", "1.5", "--seed", "5"]) == 0
     frames, fps, audio_streams = probe(tmp_path / DEFAULT_OUT)
     assert fps == 25.0 and frames == math.floor(1.5 * 25) and audio_streams == 1
