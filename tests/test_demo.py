@@ -15,8 +15,14 @@ import pytest
 
 from magicinfinite_core import demo
 from magicinfinite_core.__main__ import main
-from magicinfinite_core.bundle import load_bundle
+from magicinfinite_core.bundle import EMBEDDED_BUNDLE_DIR, INFO_FILE, BundleInfo, load_bundle
 from magicinfinite_core.demo import DEFAULT_OUT, describe_model
+
+# The demo follows the shipped bundle's bundle.json (frame rate, window, steps), so do these tests.
+INFO = BundleInfo.from_json((EMBEDDED_BUNDLE_DIR / INFO_FILE).read_text(encoding="utf-8"))
+# Half a frame past the first window plus 4 frames: exactly two windows, away from a frame boundary.
+TWO_WINDOWS_S = (INFO.window_frames + 4.5) / INFO.fps
+TWO_WINDOWS_FRAMES = INFO.window_frames + 4
 
 
 def probe(path) -> tuple[int, float, int]:
@@ -57,14 +63,16 @@ def test_demo_writes_a_video_with_audio_into_the_current_folder(tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(socket.socket, "connect", no_network)  # nothing may be downloaded
     monkeypatch.setattr(socket, "create_connection", no_network)
-    assert main(["demo", "--seconds", "1.5", "--seed", "5"]) == 0
+    assert main(["demo", "--seconds", str(TWO_WINDOWS_S), "--seed", "5"]) == 0
     frames, fps, audio_streams = probe(tmp_path / DEFAULT_OUT)
-    assert fps == 25.0 and frames == math.floor(1.5 * 25) and audio_streams == 1
+    assert frames == math.floor(TWO_WINDOWS_S * INFO.fps) == TWO_WINDOWS_FRAMES
+    assert fps == INFO.fps and audio_streams == 1
     log = capsys.readouterr().err
     assert "small stand-in model" in log
-    assert "] 8/8 window 2/2" in log  # 37 frames: windows of 33 frames, 9 shared, 4 steps each
+    assert f"] {2 * INFO.steps}/{2 * INFO.steps} window 2/2" in log  # every step of both windows counted
     last = log.strip().splitlines()[-1]
-    assert last.startswith(f"Wrote {tmp_path / DEFAULT_OUT}: 37 frames at 25 fps, 1.48 s, with audio")
+    assert last.startswith(f"Wrote {tmp_path / DEFAULT_OUT}: {frames} frames at {INFO.fps:g} fps, "
+                           f"{frames / INFO.fps:.2f} s, with audio")
     assert not list(tmp_path.glob("*.parts")) and not list(tmp_path.glob("*.partial"))
 
 
@@ -77,17 +85,19 @@ def test_an_interrupted_demo_continues_from_the_last_finished_window(tmp_path, m
 
     def stop_in_window_2_once(bar, done, detail=""):
         seen.append((bar.label.strip(), done))
-        if seen[-1] == ("sample", 6) and interrupts:
+        if seen[-1] == ("sample", INFO.steps + 2) and interrupts:
             raise interrupts.pop()
         update(bar, done, detail)
 
     monkeypatch.setattr(demo.TextProgressBar, "update", stop_in_window_2_once)
-    assert main(["demo", "--seconds", "1.5", "--out", str(out)]) == 130
+    argv = ["demo", "--seconds", str(TWO_WINDOWS_S), "--out", str(out)]
+    assert main(argv) == 130
     assert "Run the same command again to continue" in capsys.readouterr().err and not out.exists()
     seen.clear()
-    assert main(["demo", "--seconds", "1.5", "--out", str(out)]) == 0
-    assert [done for label, done in seen if label == "sample"] == [5, 6, 7, 8]  # window 1 was kept
-    assert probe(out)[0] == 37
+    assert main(argv) == 0
+    second_window = list(range(INFO.steps + 1, 2 * INFO.steps + 1))
+    assert [done for label, done in seen if label == "sample"] == second_window  # window 1 was kept
+    assert probe(out)[0] == TWO_WINDOWS_FRAMES
 
 
 def test_demo_takes_the_users_picture_recording_and_prompt_schedule(tmp_path, capsys):
@@ -99,7 +109,7 @@ def test_demo_takes_the_users_picture_recording_and_prompt_schedule(tmp_path, ca
                  "--out", str(out)])
     assert code == 0, capsys.readouterr().err
     frames, fps, audio_streams = probe(out)
-    assert frames == math.floor(0.5 * 25) and fps == 25.0 and audio_streams == 1
+    assert frames == math.floor(0.5 * INFO.fps) and fps == INFO.fps and audio_streams == 1
     assert "first 0.5 of 0.90 s" in capsys.readouterr().err
 
 
