@@ -20,7 +20,7 @@ from magicinfinite_core.vae import SmallVideoVAE
 TEXT_LEN = 160  # bytes: a two-character prompt of the world fits
 TEXT_ENCODER = dict(vocab_size=256 + BYTE_OFFSET, d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4,
                     relative_attention_num_buckets=32, relative_attention_max_distance=128)
-VAE_WIDTH = 48
+VAE_WIDTH = 64
 AUDIO_LAYERS = 4
 AUDIO_WIDTH = 32
 # The loader reads a wav2vec2's head count from its width (width // 64, at least 1): one head at width 32.

@@ -1,0 +1,123 @@
+"""Stage 3: unified step + CFG distillation into a 4-step, CFG-free student.
+
+Method (simpler than the paper's DMD2, and why): the teacher samples each training window with text + audio
+CFG (3 passes a step) through the pack's own solver and guidance; the student, initialised from the teacher,
+then learns to reach the teacher's sample in the sampler's distilled schedule (4 steps, shift 5, x0
+re-noised with fresh noise between steps) with one pass a step. Each training step rolls the student itself
+out from the teacher's starting noise to a random one of the 4 steps (no gradients: the inputs it will
+really see, as DMD2's backward simulation does) and regresses its x0 prediction there onto the teacher's
+sample, face-weighted as in stage 2. The first step therefore learns the teacher's noise -> video map
+itself (knowledge distillation), the later ones learn to correct the student's own earlier steps.
+DMD2 trains a fake-score network beside the student and needs the teacher's CFG score at every step:
+five model passes (three with gradients) per step instead of one, which does not converge within the
+few minutes of one CPU core this recipe has; and in this world the video is nearly determined by the
+reference, the audio and the motion frames, so the mode-covering blur DMD2 avoids is small here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from magicinfinite_core.models.wan import WanModel
+from magicinfinite_core.sampling import SOLVERS, Condition, Guidance
+from magicinfinite_core.sampling.schedules import default_shift, distilled_sigmas, flow_sigmas
+from training.flow_stages import NO_REGION_SHARE, Batch, weighted_error
+from training.settings import HEIGHT, STEPS, WIDTH
+from training.world_data import HELD_LATENTS, WindowSet
+
+TEACHER_SOLVER = "dpmpp_2m"
+TEACHER_STEPS = 16
+TEACHER_TEXT_CFG = 2.0
+TEACHER_AUDIO_CFG = 3.0
+TEACHER_BATCH = 8
+
+
+def teacher_guidance() -> Guidance:
+    return Guidance(TEACHER_TEXT_CFG, TEACHER_AUDIO_CFG)
+
+
+def teacher_sigmas() -> torch.Tensor:
+    return flow_sigmas(TEACHER_STEPS, default_shift(WIDTH, HEIGHT, distilled=False))
+
+
+def student_sigmas() -> torch.Tensor:
+    return distilled_sigmas(STEPS)
+
+
+@dataclass
+class Targets:
+    """Teacher samples of chosen windows of one WindowSet: which (index, window), the start noise, x0."""
+
+    index: torch.Tensor  # [N] long
+    window: torch.Tensor  # [N] long
+    noise: torch.Tensor  # [N, 16, T, h, w]
+    x0: torch.Tensor  # [N, 16, T, h, w]
+
+
+def batch_of(data: WindowSet, empty_context: torch.Tensor, index: torch.Tensor, window: torch.Tensor,
+             masks: torch.Tensor | None) -> Batch:
+    frames = data.latents.shape[3]
+    held = torch.arange(frames)[None, :] < torch.tensor(HELD_LATENTS)[window][:, None]
+    return Batch(x0=data.latents[index, window], y=data.y[index], context=data.context[index].float(),
+                 features=data.features[index, window].float(), weights=data.weights[index, window],
+                 held=held, masks=masks)
+
+
+def conditioned_denoiser(model: WanModel, batch: Batch, empty_context: torch.Tensor, guidance: Guidance):
+    """The sampler's denoiser for a batch: x0 = x - sigma * guided velocity (`Guidance` over its passes)."""
+    tokens = model.encode_audio(batch.features)
+    null_tokens = model.encode_audio(torch.zeros_like(batch.features))
+    negative = empty_context.expand_as(batch.context)
+
+    def denoise(x: torch.Tensor, sigma: float) -> torch.Tensor:
+        timestep = torch.full((x.shape[0],), sigma * 1000.0)
+
+        def run(condition: Condition) -> torch.Tensor:
+            return model(x, timestep, batch.context if condition.uses_text else negative,
+                         image_latent=batch.y, audio_tokens=tokens if condition.uses_audio else null_tokens,
+                         speaker_masks=batch.masks)
+
+        return x - sigma * guidance.velocity(run)
+
+    return denoise
+
+
+@torch.no_grad()
+def teacher_targets(teacher: WanModel, data: WindowSet, empty_context: torch.Tensor, count: int,
+                    generator: torch.Generator) -> Targets:
+    """Sample `count` windows (random clips, both window kinds) with the teacher's CFG schedule."""
+    index = torch.randint(len(data), (count,), generator=generator)
+    window = torch.randint(2, (count,), generator=generator)
+    noise = torch.randn((count, *data.latents.shape[2:]), generator=generator)
+    solver, sigmas, guidance = SOLVERS[TEACHER_SOLVER], teacher_sigmas(), teacher_guidance()
+    samples = []
+    for start in range(0, count, TEACHER_BATCH):
+        part = slice(start, start + TEACHER_BATCH)
+        batch = batch_of(data, empty_context, index[part], window[part], data.masks)
+        denoise = conditioned_denoiser(teacher, batch, empty_context, guidance)
+        samples.append(solver(denoise, noise[part], sigmas, noise_sampler=lambda: None,
+                              constrain=lambda x, sigma, b=batch: b.hold(x)))
+    return Targets(index, window, noise, torch.cat(samples))
+
+
+def student_loss(student: WanModel, sets: dict[int, WindowSet], targets: dict[int, Targets],
+                 empty_context: torch.Tensor, generator: torch.Generator, *, batch: int) -> torch.Tensor:
+    """Roll the student out (no gradients) to a random distilled step, then regress x0 onto the teacher's."""
+    speakers = 2 if 2 in targets and float(torch.rand((), generator=generator)) < 0.25 else 1
+    data, target = sets[speakers], targets[speakers]
+    pick = torch.randint(len(target.x0), (batch,), generator=generator)
+    no_region = speakers == 1 and float(torch.rand((), generator=generator)) < NO_REGION_SHARE
+    inputs = batch_of(data, empty_context, target.index[pick], target.window[pick],
+                      None if no_region else data.masks)
+    sigmas = [float(s) for s in student_sigmas()]
+    step = int(torch.randint(len(sigmas) - 1, (1,), generator=generator))
+    denoise = conditioned_denoiser(student, inputs, empty_context, Guidance())
+    x = target.noise[pick]
+    with torch.no_grad():
+        for sigma, following in zip(sigmas[:step], sigmas[1:step + 1], strict=True):
+            x0 = denoise(inputs.hold(x), sigma)
+            x = (1 - following) * x0 + following * torch.randn(x.shape, generator=generator)
+    x0 = denoise(inputs.hold(x), sigmas[step])
+    return weighted_error((x0 - target.x0[pick]).square(), inputs, weighted=True)
