@@ -71,9 +71,18 @@ class SmallVideoVAE(nn.Module):
 
     @torch.no_grad()
     def encode(self, pixels: torch.Tensor) -> torch.Tensor:
+        """ComfyUI's VAE.encode: `to_latent` without gradients."""
+        return self.to_latent(pixels)
+
+    @torch.no_grad()
+    def decode(self, latent: torch.Tensor) -> torch.Tensor:
+        """ComfyUI's VAE.decode: `to_pixels` without gradients."""
+        return self.to_pixels(latent)
+
+    def to_latent(self, pixels: torch.Tensor) -> torch.Tensor:
         """pixels [N, H, W, C>=3] float 0..1 -> raw latent [1, 16, 1 + (N-1)//4, H/8, W/8] (float32).
 
-        Frames past the last full group of 4 are not encoded, as with Wan's VAE.
+        Frames past the last full group of 4 are not encoded, as with Wan's VAE. Differentiable (training).
         """
         if pixels.ndim != 4 or pixels.shape[-1] < 3:
             raise InputError(f"VAE encode: expected pixels [N, H, W, 3], got shape {tuple(pixels.shape)}.")
@@ -95,9 +104,8 @@ class SmallVideoVAE(nn.Module):
         raw = torch.cat([colour, colour.new_zeros(steps, LATENT_CHANNELS - 3, *colour.shape[-2:])], dim=1)
         return rearrange(raw + residual, "t c h w -> 1 c t h w").float()
 
-    @torch.no_grad()
-    def decode(self, latent: torch.Tensor) -> torch.Tensor:
-        """raw latent [1, 16, T, h, w] -> pixels [1, 4(T-1)+1, 8h, 8w, 3] float32 0..1."""
+    def to_pixels(self, latent: torch.Tensor) -> torch.Tensor:
+        """raw latent [1, 16, T, h, w] -> pixels [1, 4(T-1)+1, 8h, 8w, 3] float32 0..1. Differentiable."""
         if latent.ndim != 5 or latent.shape[:2] != (1, LATENT_CHANNELS):
             raise InputError(
                 f"VAE decode: expected a latent [1, {LATENT_CHANNELS}, T, h, w], got {tuple(latent.shape)}."

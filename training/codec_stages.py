@@ -47,7 +47,6 @@ def pixel_weights(face_masks: torch.Tensor, mouth_boxes: torch.Tensor) -> torch.
 
 
 def vae_loss(vae: SmallVideoVAE, generator: torch.Generator, batch: int = 2) -> torch.Tensor:
-    encode, decode = SmallVideoVAE.encode.__wrapped__, SmallVideoVAE.decode.__wrapped__  # with gradients
     total = torch.zeros(())
     latents = []
     for _ in range(batch):
@@ -55,10 +54,10 @@ def vae_loss(vae: SmallVideoVAE, generator: torch.Generator, batch: int = 2) -> 
         spec = clip_spec(seed)
         clip = generate_clip(seed, ClipSpec(height=HEIGHT, width=WIDTH, num_frames=VAE_CLIP_FRAMES, fps=FPS,
                                             num_characters=spec.num_characters))
-        latent = normalise(encode(vae, clip.frames))
+        latent = normalise(vae.to_latent(clip.frames))
         latents.append(latent)
         noisy = latent + LATENT_NOISE * torch.randn(latent.shape, generator=generator)
-        pixels = decode(vae, denormalise(noisy))[0]
+        pixels = vae.to_pixels(denormalise(noisy))[0]
         weight = pixel_weights(clip.face_masks, clip.mouth_boxes)[..., None]
         error = (pixels - clip.frames).abs() + 4.0 * (pixels - clip.frames).square()
         total = total + (weight * error).mean() / weight.mean()
