@@ -28,10 +28,22 @@ def keep(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return x
 
 
-def _denoise(model: Denoiser, x: torch.Tensor, sigma: float,
-             constrain: Constrain) -> tuple[torch.Tensor, torch.Tensor]:
-    x = constrain(x, sigma)
-    return x, model(x, sigma)
+# step(i, x, x0, sigma, sigma_next) -> x at sigma_next (> 0); the last step to 0 always lands on x0.
+Step = Callable[[int, torch.Tensor, torch.Tensor, float, float], torch.Tensor]
+
+
+def _integrate(model: Denoiser, x: torch.Tensor, sigmas: torch.Tensor, step: Step, constrain: Constrain,
+               callback: StepCallback | None) -> torch.Tensor:
+    """The loop every solver shares: constrain, predict x0, step, constrain, report."""
+    levels = [float(s) for s in sigmas]
+    for i, (sigma, sigma_next) in enumerate(zip(levels, levels[1:], strict=False)):
+        x = constrain(x, sigma)
+        x0 = model(x, sigma)
+        x = x0 if sigma_next == 0 else step(i, x, x0, sigma, sigma_next)
+        x = constrain(x, sigma_next)
+        if callback is not None:
+            callback(i, x, x0)
+    return x
 
 
 def sample_euler(
@@ -44,14 +56,11 @@ def sample_euler(
     callback: StepCallback | None = None,
 ) -> torch.Tensor:
     """First-order ODE steps: x += (sigma_next - sigma) * v with v = (x - x0) / sigma."""
-    levels = [float(s) for s in sigmas]
-    for i, (sigma, sigma_next) in enumerate(zip(levels, levels[1:], strict=False)):
-        x, x0 = _denoise(model, x, sigma, constrain)
-        x = x0 if sigma_next == 0 else x + (sigma_next - sigma) * (x - x0) / sigma
-        x = constrain(x, sigma_next)
-        if callback is not None:
-            callback(i, x, x0)
-    return x
+
+    def step(i: int, x: torch.Tensor, x0: torch.Tensor, sigma: float, sigma_next: float) -> torch.Tensor:
+        return x + (sigma_next - sigma) * (x - x0) / sigma
+
+    return _integrate(model, x, sigmas, step, constrain, callback)
 
 
 def _log_snr(sigma: float) -> float:
@@ -79,28 +88,24 @@ def sample_dpmpp_2m(
     to 0): there the log-SNR step is far longer than the one before, and extrapolating over it overshoots
     (diffusers' "lower order final").
     """
-    levels = [float(s) for s in sigmas]
+    last_second_order = len(sigmas) - 4
     previous_x0: torch.Tensor | None = None
     previous_h = math.inf
-    for i, (sigma, sigma_next) in enumerate(zip(levels, levels[1:], strict=False)):
-        x, x0 = _denoise(model, x, sigma, constrain)
+
+    def step(i: int, x: torch.Tensor, x0: torch.Tensor, sigma: float, sigma_next: float) -> torch.Tensor:
+        nonlocal previous_x0, previous_h
         h = _log_snr(sigma_next) - _log_snr(sigma)
         direction = x0
-        final = i >= len(levels) - 3
-        if previous_x0 is not None and not final and math.isfinite(h) and math.isfinite(previous_h):
+        if previous_x0 is not None and i <= last_second_order and math.isfinite(h) and math.isfinite(
+                previous_h):
             r = previous_h / h
             direction = (1 + 1 / (2 * r)) * x0 - (1 / (2 * r)) * previous_x0
-        if sigma_next == 0:
-            x = x0
-        else:
-            # x_next = (s'/s) x + (alpha' - alpha s'/s) D: the exponential-integrator step without logs.
-            ratio = sigma_next / sigma
-            x = ratio * x + ((1 - sigma_next) - (1 - sigma) * ratio) * direction
-        x = constrain(x, sigma_next)
         previous_x0, previous_h = x0, h
-        if callback is not None:
-            callback(i, x, x0)
-    return x
+        # x_next = (s'/s) x + (alpha' - alpha s'/s) D: the exponential-integrator step without logs.
+        ratio = sigma_next / sigma
+        return ratio * x + ((1 - sigma_next) - (1 - sigma) * ratio) * direction
+
+    return _integrate(model, x, sigmas, step, constrain, callback)
 
 
 def sample_distilled(
@@ -114,14 +119,11 @@ def sample_distilled(
 ) -> torch.Tensor:
     """The step-distilled sampler (lightx2v, REFERENCE.md section 4): predict x0, then re-noise it with fresh
     noise to the next sigma: x_next = (1 - s') x0 + s' eps."""
-    levels = [float(s) for s in sigmas]
-    for i, (sigma, sigma_next) in enumerate(zip(levels, levels[1:], strict=False)):
-        x, x0 = _denoise(model, x, sigma, constrain)
-        x = x0 if sigma_next == 0 else (1 - sigma_next) * x0 + sigma_next * noise_sampler()
-        x = constrain(x, sigma_next)
-        if callback is not None:
-            callback(i, x, x0)
-    return x
+
+    def step(i: int, x: torch.Tensor, x0: torch.Tensor, sigma: float, sigma_next: float) -> torch.Tensor:
+        return (1 - sigma_next) * x0 + sigma_next * noise_sampler()
+
+    return _integrate(model, x, sigmas, step, constrain, callback)
 
 
 SOLVERS: dict[str, Solver] = {
