@@ -29,6 +29,7 @@ from magicinfinite_core.audio.features import AudioFeatures, check_adapter_compa
 from magicinfinite_core.errors import InputError
 from magicinfinite_core.imaging import fit_image
 from magicinfinite_core.latents import VideoVAE, decode, encode, image_conditioning, latent_frames
+from magicinfinite_core.masks.regions import Regions, check_binding
 from magicinfinite_core.sampling.colour import match_colour
 from magicinfinite_core.sampling.guidance import Condition
 from magicinfinite_core.sampling.resume import ResumeState, fingerprint, module_fingerprint
@@ -48,14 +49,6 @@ class AudioVideoModel(Protocol):
 
     def __call__(self, x: torch.Tensor, timestep: torch.Tensor, context: torch.Tensor,
                  **kwargs: object) -> torch.Tensor: ...
-
-
-class TokenRegions(Protocol):
-    """masks.Regions: one region per speaker, seen on the token grid of a width x height video."""
-
-    masks: torch.Tensor
-
-    def token_masks(self, width: int, height: int) -> torch.Tensor: ...
 
 
 @dataclass(frozen=True)
@@ -81,7 +74,7 @@ def window_seed(seed: int, window_index: int) -> int:
 
 
 def _check_inputs(model: AudioVideoModel, reference: torch.Tensor, audio: AudioFeatures | None,
-                  text: TextConditioning, settings: SamplerSettings, regions: TokenRegions | None) -> None:
+                  text: TextConditioning, settings: SamplerSettings, regions: Regions | None) -> None:
     if audio is None or audio.num_frames < 1:
         raise InputError("audio: no audio frames; connect audio features from MagicInfiniteAudioEmbed.")
     adapter = getattr(model.config, "audio", None)
@@ -97,16 +90,12 @@ def _check_inputs(model: AudioVideoModel, reference: torch.Tensor, audio: AudioF
             f"text: text_cfg {settings.text_cfg:g} needs a negative prompt; connect negative conditioning "
             "or set text_cfg to 1."
         )
-    if regions is not None and regions.masks.shape[0] != audio.num_speakers:
-        raise InputError(
-            f"regions: {regions.masks.shape[0]} speaker regions for {audio.num_speakers} audio tracks; "
-            "give one region per track, in the same order."
-        )
+    check_binding(regions, audio.num_speakers)
 
 
 def run_hash(model: AudioVideoModel, vae: VideoVAE, reference: torch.Tensor, audio: AudioFeatures,
              text: TextConditioning, settings: SamplerSettings, clip_tokens: torch.Tensor | None,
-             regions: TokenRegions | None, resume_key: str = "") -> str:
+             regions: Regions | None, resume_key: str = "") -> str:
     """Digest of every input that shapes the video: a resume is only taken up when this matches."""
     def identity(module: object) -> str:
         module = getattr(module, "first_stage_model", module)  # ComfyUI's VAE object wraps its module
@@ -134,7 +123,7 @@ class _WindowSampler:
 
     def __init__(self, model: AudioVideoModel, vae: VideoVAE, reference: torch.Tensor, audio: AudioFeatures,
                  text: TextConditioning, settings: SamplerSettings, clip_tokens: torch.Tensor | None,
-                 regions: TokenRegions | None, device: torch.device):
+                 regions: Regions | None, device: torch.device):
         self.model, self.vae, self.audio, self.text, self.settings = model, vae, audio, text, settings
         self.source = reference
         self.device = device
@@ -245,7 +234,7 @@ def sample_video(
     *,
     sink: FrameSink | None = None,
     clip_tokens: torch.Tensor | None = None,
-    regions: TokenRegions | None = None,
+    regions: Regions | None = None,
     device: torch.device | str = "cpu",
     callback: ProgressCallback | None = None,
     resume_key: str = "",
@@ -281,7 +270,7 @@ def stream_video(
     directory: Path | str,
     filename_prefix: str,
     clip_tokens: torch.Tensor | None = None,
-    regions: TokenRegions | None = None,
+    regions: Regions | None = None,
     device: torch.device | str = "cpu",
     callback: ProgressCallback | None = None,
     resume_key: str = "",
@@ -309,7 +298,7 @@ def stream_video(
 
 def _sample(model: AudioVideoModel, vae: VideoVAE, reference: torch.Tensor, audio: AudioFeatures,
             text: TextConditioning, settings: SamplerSettings, sink: FrameSink,
-            clip_tokens: torch.Tensor | None, regions: TokenRegions | None, device: torch.device,
+            clip_tokens: torch.Tensor | None, regions: Regions | None, device: torch.device,
             callback: ProgressCallback | None, digest: str) -> VideoResult:
     options = settings.options
     windows = plan_windows(audio.num_frames, options.window_frames, options.motion_frames)

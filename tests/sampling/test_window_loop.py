@@ -312,7 +312,7 @@ def test_bad_inputs_are_refused_with_the_input_named() -> None:
     with pytest.raises(InputError, match="negative"):
         sample_video(RecordingModel(), vae, picture, make_audio(5), make_text(negative=False),
                      make_settings(**SMALL, text_cfg=4.0))
-    with pytest.raises(InputError, match="regions"):
+    with pytest.raises(InputError, match=r"2 speaker region\(s\) but the audio has 1 track\(s\)"):
         sample_video(RecordingModel(), vae, picture, make_audio(5), make_text(), settings,
                      regions=Regions(torch.ones(2, 8, 8)))
     with pytest.raises(InputError, match="IMAGE"):
