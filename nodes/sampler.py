@@ -31,6 +31,9 @@ def _on_compute_device(module: torch.nn.Module):
         yield torch.device("cpu")
         return
     device = model_management.get_torch_device()
+    # Make room first: the host may still hold other models (text encoder, CLIP vision, VAE) there.
+    needed = model_management.module_size(module) + model_management.minimum_inference_memory()
+    model_management.free_memory(needed, device)
     module.to(device)
     try:
         yield device
@@ -106,7 +109,7 @@ class MagicInfiniteSampler:
     )
     OUTPUT_NODE = True
     FUNCTION = "sample"
-    CATEGORY = "MagicInfinite"
+    CATEGORY = "MagicInfinite/sampling"
     DESCRIPTION = ("Makes a talking video as long as the audio, window by window: each window continues from "
                    "the last frames of the one before, so memory stays flat however long the audio.")
 
@@ -174,7 +177,7 @@ class MagicInfiniteSamplerOptions:
     RETURN_NAMES = ("options",)
     OUTPUT_TOOLTIPS = ("Advanced options for the MagicInfinite sampler.",)
     FUNCTION = "build"
-    CATEGORY = "MagicInfinite"
+    CATEGORY = "MagicInfinite/sampling"
     DESCRIPTION = "Advanced MagicInfinite sampler options: how windows join, the schedule, colour matching."
 
     def build(self, window_frames: int, motion_frames: int, motion_mode: str, shift: float,

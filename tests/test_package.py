@@ -81,7 +81,7 @@ def test_the_pack_imports_as_comfyui_loads_it_without_comfyui_or_pip(as_comfyui)
 def test_every_node_is_declared_completely_for_the_v1_api(as_comfyui):
     for name, node in as_comfyui["nodes"].items():
         assert name.startswith("MagicInfinite"), name
-        assert node["category"].startswith("MagicInfinite"), name
+        assert node["category"].startswith("MagicInfinite/"), name
         assert node["has_function"], name
         assert node["return_types"] or node["output_node"], f"{name}: no outputs and not an output node"
         assert set(node["sections"]) <= {"required", "optional", "hidden"}, name

@@ -97,12 +97,24 @@ def test_the_model_moves_to_the_compute_device_and_back(loaded, monkeypatch) -> 
             return torch.device("cpu")
 
         @staticmethod
+        def module_size(module):
+            return 1000
+
+        @staticmethod
+        def minimum_inference_memory():
+            return 24
+
+        @staticmethod
+        def free_memory(memory_required, device):
+            moves.append(("free", memory_required, device.type))
+
+        @staticmethod
         def soft_empty_cache():
             moves.append("empty cache")
 
     monkeypatch.setattr(sampler_node, "model_management", Management)
     MagicInfiniteSampler().sample(**inputs(loaded))
-    assert moves == ["offload", "empty cache"]
+    assert moves == [("free", 1024, "cpu"), "offload", "empty cache"]
 
 
 def test_clip_vision_output_penultimate_states_are_used(loaded, monkeypatch) -> None:
