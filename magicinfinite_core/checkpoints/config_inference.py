@@ -23,6 +23,9 @@ from ..models.config import HEAD_DIM, AudioAdapterConfig, WanConfig
 CONFIG_METADATA_KEY = "magicinfinite.config"
 HINT_FIELDS = ("num_heads", "text_len", "eps", "audio_feature_layers")
 WAV2VEC2_WIDTH = 768
+# Features per video frame -> (layers, width) of the wav2vec2 models adapters are trained on: base and large.
+# 24 x 1024 is also 32 x 768, so the known layouts are read before the width rule.
+KNOWN_FEATURE_LAYOUTS = {12 * 768: (12, 768), 24 * 1024: (24, 1024)}
 _BLOCK = re.compile(r"^blocks\.(\d+)\.")
 
 Shapes = Mapping[str, tuple[int, ...]]
@@ -118,6 +121,8 @@ def infer_adapter_config(
     per_frame = first_width // window
     if "audio_feature_layers" in hints:
         layers = int(hints["audio_feature_layers"])
+    elif per_frame in KNOWN_FEATURE_LAYOUTS:
+        layers = KNOWN_FEATURE_LAYOUTS[per_frame][0]
     elif per_frame % WAV2VEC2_WIDTH == 0:
         layers = per_frame // WAV2VEC2_WIDTH
     else:

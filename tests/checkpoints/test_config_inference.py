@@ -29,8 +29,10 @@ def shapes_of(config: WanConfig) -> dict[str, tuple[int, ...]]:
         WAN_14B.with_audio(None),
         replace(WAN_1_3B, model_type="t2v", in_dim=16, audio=None),
         replace(WAN_14B, audio=AudioAdapterConfig(blocks=(30, 35, 39))),  # adapter in the last blocks only
+        # an adapter for wav2vec2-large features: 24 x 1024 per frame, which is also 32 x 768
+        replace(WAN_1_3B, audio=AudioAdapterConfig(feature_layers=24, feature_width=1024)),
     ],
-    ids=["i2v-14B-multitalk", "i2v-14B", "t2v-1.3B", "14B-audio-last-blocks"],
+    ids=["i2v-14B-multitalk", "i2v-14B", "t2v-1.3B", "14B-audio-last-blocks", "1.3B-wav2vec2-large"],
 )
 def test_released_sizes_are_read_from_shapes_alone(config):
     assert infer_config(shapes_of(config)) == config
