@@ -71,8 +71,9 @@ class MagicInfiniteSaveVideo:
                     "The sound of the video (the sampler's audio), encoded as AAC and cut or padded to the "
                     "video's length.")}),
                 "video_file": ("STRING", {"forceInput": True, "tooltip": (
-                    "A finished MP4 streamed by the sampler (its video_file output): copied into the output "
-                    "folder under filename_prefix without re-encoding, with the workflow added.")}),
+                    "A finished MP4 streamed by the sampler (its 'file' output, with output = file): copied "
+                    "into the output folder under filename_prefix without re-encoding, with the workflow "
+                    "added.")}),
             },
             "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"},
         }
