@@ -9,28 +9,23 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from fractions import Fraction
 from pathlib import Path
 
 import av
 import torch
 
 from magicinfinite_core.errors import InputError
-from magicinfinite_core.sampling.sinks import PARTIAL_SUFFIX, _audio_layout, trimmed_audio
+from magicinfinite_core.sampling.sinks import (
+    aac_channels,
+    audio_layout,
+    frame_rate,
+    partial_path,
+    to_uint8,
+    trimmed_audio,
+)
 
 # Keeps custom tags (prompt, workflow) in the MP4's user data; faststart puts the index first for players.
 _MP4_OPTIONS = {"movflags": "use_metadata_tags+faststart"}
-
-
-def _partial(path: Path) -> Path:
-    return path.with_name(path.name + PARTIAL_SUFFIX)
-
-
-def frame_rate(fps: float) -> Fraction:
-    """The exact rate written for `fps` (25 -> 25, 29.97 -> 30000/1001), the same as the streamed files."""
-    if not fps > 0:
-        raise InputError(f"fps: expected a frame rate above 0, got {fps}.")
-    return Fraction(fps).limit_denominator(1001)
 
 
 def _even_frames(frames: torch.Tensor) -> torch.Tensor:
@@ -61,10 +56,8 @@ def write_mp4(
     rate = frame_rate(fps)
     audio = None
     if waveform is not None:
-        audio = trimmed_audio(waveform, sample_rate, len(frames), fps)
-        # AAC takes mono or stereo: more channels are mixed down to mono.
-        audio = audio if audio.shape[0] <= 2 else audio.mean(0, keepdim=True)
-    partial = _partial(path)
+        audio = aac_channels(trimmed_audio(waveform, sample_rate, len(frames), fps))
+    partial = partial_path(path)
     try:
         with av.open(str(partial), "w", format="mp4", options=_MP4_OPTIONS) as container:
             container.metadata.update(tags or {})
@@ -74,16 +67,15 @@ def write_mp4(
             video.options = {"crf": str(crf)}
             sound = None
             if audio is not None:
-                sound = container.add_stream("aac", rate=sample_rate, layout=_audio_layout(audio.shape[0]))
+                sound = container.add_stream("aac", rate=sample_rate, layout=audio_layout(audio.shape[0]))
             for index, frame in enumerate(frames):
-                pixels = (frame.float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
-                picture = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+                picture = av.VideoFrame.from_ndarray(to_uint8(frame), format="rgb24")
                 picture.pts = index
                 container.mux(video.encode(picture))
             container.mux(video.encode(None))
             if sound is not None and audio.shape[1]:
                 chunk = av.AudioFrame.from_ndarray(audio.contiguous().numpy(), format="fltp",
-                                                   layout=_audio_layout(audio.shape[0]))
+                                                   layout=audio_layout(audio.shape[0]))
                 chunk.sample_rate, chunk.pts = sample_rate, 0
                 container.mux(sound.encode(chunk))
                 container.mux(sound.encode(None))
@@ -109,7 +101,7 @@ def copy_mp4(source: Path | str, path: Path | str, *, tags: Mapping[str, str] | 
     """Copy the streams of a finished MP4 into `path` without re-encoding, adding `tags` to the source's;
     returns the path."""
     path, tags = Path(path), dict(tags or {})
-    partial = _partial(path)
+    partial = partial_path(path)
     try:
         with _open_video(Path(source)) as original, \
                 av.open(str(partial), "w", format="mp4", options=_MP4_OPTIONS) as copy:

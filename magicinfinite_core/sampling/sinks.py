@@ -110,11 +110,29 @@ class MemorySink:
         self._frames = None
 
 
-def _to_uint8(frames: torch.Tensor) -> np.ndarray:
+def frame_rate(fps: float) -> Fraction:
+    """The exact rate written for `fps` (25 -> 25, 30000/1001 -> 30000/1001, 29.97 -> 2997/100)."""
+    if not fps > 0:
+        raise InputError(f"fps: expected a frame rate above 0, got {fps}.")
+    return Fraction(fps).limit_denominator(1001)
+
+
+def partial_path(path: Path) -> Path:
+    """Where `path` is written until it is complete (`<name>.partial`), then renamed to `path`."""
+    return path.with_name(path.name + PARTIAL_SUFFIX)
+
+
+def to_uint8(frames: torch.Tensor) -> np.ndarray:
+    """frames [..., 3] float 0..1 -> uint8 RGB, rounded."""
     return (frames.float().clamp(0, 1) * 255.0).round().to(torch.uint8).cpu().numpy()
 
 
-def _audio_layout(channels: int) -> str:
+def aac_channels(waveform: torch.Tensor) -> torch.Tensor:
+    """AAC takes mono or stereo: a waveform [channels, samples] with more channels is mixed down to mono."""
+    return waveform if waveform.shape[0] <= 2 else waveform.mean(0, keepdim=True)
+
+
+def audio_layout(channels: int) -> str:
     return "mono" if channels == 1 else "stereo"
 
 
@@ -137,15 +155,13 @@ class Mp4Sink:
             raise InputError(f"output: the streamed video must be an .mp4 file, got {str(self.path)!r}.")
         self.num_frames = num_frames
         self.fps = fps
-        self.rate = Fraction(fps).limit_denominator(1001)
-        waveform = trimmed_audio(waveform, sample_rate, num_frames, fps)
-        # AAC takes mono or stereo: more channels are mixed down to mono.
-        self.waveform = waveform if waveform.shape[0] <= 2 else waveform.mean(0, keepdim=True)
+        self.rate = frame_rate(fps)
+        self.waveform = aac_channels(trimmed_audio(waveform, sample_rate, num_frames, fps))
         self.sample_rate = sample_rate
         self.crf = crf
         self.preset = preset
         self.parts = self.path.with_name(self.path.name + PARTS_SUFFIX)
-        self.partial = self.path.with_name(self.path.name + PARTIAL_SUFFIX)
+        self.partial = partial_path(self.path)
         self._next_window = 0
         self._last_frame: torch.Tensor | None = None
 
@@ -186,7 +202,7 @@ class Mp4Sink:
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
             # No B-frames: every packet's dts equals its pts, so segments join end to end.
             stream.options = {"crf": str(self.crf), "preset": self.preset, "bf": "0"}
-            for index, picture in enumerate(_to_uint8(frames)):
+            for index, picture in enumerate(to_uint8(frames)):
                 frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
                 frame.pts = index
                 container.mux(stream.encode(frame))
@@ -206,7 +222,7 @@ class Mp4Sink:
         with av.open(str(self.partial), "w", format="mp4") as output:
             with av.open(str(segments[0])) as first:
                 video = output.add_stream_from_template(first.streams.video[0])
-            audio = output.add_stream("aac", rate=self.sample_rate, layout=_audio_layout(channels))
+            audio = output.add_stream("aac", rate=self.sample_rate, layout=audio_layout(channels))
             for segment in segments:
                 with av.open(str(segment)) as source:
                     stream = source.streams.video[0]
@@ -223,7 +239,7 @@ class Mp4Sink:
                 until = round(frames_written * self.sample_rate / self.fps)
                 samples = self.waveform[:, samples_written:until].contiguous().numpy()
                 if samples.shape[1]:
-                    chunk = av.AudioFrame.from_ndarray(samples, format="fltp", layout=_audio_layout(channels))
+                    chunk = av.AudioFrame.from_ndarray(samples, format="fltp", layout=audio_layout(channels))
                     chunk.sample_rate, chunk.pts = self.sample_rate, samples_written
                     output.mux(audio.encode(chunk))
                     samples_written = until
