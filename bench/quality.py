@@ -38,6 +38,7 @@ from magicinfinite_core.masks.regions import Regions
 from magicinfinite_core.sampling import SamplerOptions, SamplerSettings, TextConditioning, sample_video
 from magicinfinite_core.world import (
     ClipSpec,
+    correlation,
     generate_clip,
     measure_mouth_opening,
     render_portrait,
@@ -78,11 +79,6 @@ class Sampler:
                                text_cfg=self.text_cfg, audio_cfg=self.audio_cfg, seed=seed,
                                options=SamplerOptions(window_frames=33, motion_frames=9,
                                                       colour_match=colour_match))
-
-
-def correlation(a: torch.Tensor, b: torch.Tensor) -> float:
-    a, b = a.double() - a.double().mean(), b.double() - b.double().mean()
-    return float((a * b).sum() / (a.norm() * b.norm()).clamp_min(1e-12))
 
 
 def render(bundle: MiniBundle, sampler: Sampler, reference: torch.Tensor, tracks: list[torch.Tensor],

@@ -8,6 +8,7 @@ clips: seed -> frames + per-character audio + prompt + ground truth, and the wor
 from magicinfinite_core.world.clips import (
     Clip,
     ClipSpec,
+    correlation,
     generate_clip,
     measure_mouth_opening,
     openness_from_envelope,
@@ -23,6 +24,7 @@ __all__ = [
     "Clip",
     "ClipSpec",
     "SpeechTrack",
+    "correlation",
     "expression_from_prompt",
     "frame_loudness",
     "generate_clip",

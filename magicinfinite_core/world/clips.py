@@ -162,6 +162,12 @@ def measure_mouth_opening(frames: torch.Tensor, mouth_boxes: torch.Tensor) -> to
     return ((1.0 - luma)[None] * inside).sum(dim=(2, 3)) / inside.sum(dim=(2, 3)).clamp_min(1.0)
 
 
+def correlation(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Pearson correlation of two tracks [N] (in float64); 0 where either is constant."""
+    a, b = a.double() - a.double().mean(), b.double() - b.double().mean()
+    return float((a * b).sum() / (a.norm() * b.norm()).clamp_min(1e-12))
+
+
 def union_boxes(boxes: torch.Tensor) -> torch.Tensor:
     """[C, N, 4] per-frame boxes -> [C, 4], the smallest box holding all of each character's boxes."""
     return torch.cat([boxes[..., :2].amin(dim=1), boxes[..., 2:].amax(dim=1)], dim=-1)

@@ -13,6 +13,7 @@ from magicinfinite_core.world.clips import (
     FULL_OPEN_ENVELOPE,
     OPENNESS_GAMMA,
     ClipSpec,
+    correlation,
     generate_clip,
     measure_mouth_opening,
     openness_from_envelope,
@@ -23,10 +24,6 @@ from magicinfinite_core.world.faces import BACKGROUNDS, expression_from_prompt
 from magicinfinite_core.world.speech import frame_loudness
 
 TWO = ClipSpec(num_characters=2, num_frames=100)
-
-
-def corr(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float(torch.corrcoef(torch.stack([a.float(), b.float()]))[0, 1])
 
 
 def test_a_seed_reproduces_its_clip_and_other_seeds_differ():
@@ -59,11 +56,11 @@ def test_measured_mouth_follows_the_openness_track(seed, num_characters):
     measured = measure_mouth_opening(clip.frames, clip.mouth_boxes)
     fixed_box = measure_mouth_opening(clip.frames, union_boxes(clip.mouth_boxes))
     for c in range(num_characters):
-        assert corr(measured[c], clip.mouth_openness[c]) > 0.9
-        assert corr(fixed_box[c], clip.mouth_openness[c]) > 0.8
+        assert correlation(measured[c], clip.mouth_openness[c]) > 0.9
+        assert correlation(fixed_box[c], clip.mouth_openness[c]) > 0.8
         # and through the lip-sync rule, the audio's own loudness
         loudness = frame_loudness(clip.audio[c], clip.sample_rate, clip.fps, 100)
-        assert corr(measured[c], openness_from_envelope(loudness, clip.fps)) > 0.9
+        assert correlation(measured[c], openness_from_envelope(loudness, clip.fps)) > 0.9
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
@@ -71,8 +68,8 @@ def test_two_characters_mouths_are_independent(seed):
     clip = generate_clip(seed, TWO)
     measured = measure_mouth_opening(clip.frames, clip.mouth_boxes)
     for own, other in ((0, 1), (1, 0)):
-        assert corr(measured[own], clip.mouth_openness[own]) > 0.9
-        assert abs(corr(measured[own], clip.mouth_openness[other])) < 0.5
+        assert correlation(measured[own], clip.mouth_openness[own]) > 0.9
+        assert abs(correlation(measured[own], clip.mouth_openness[other])) < 0.5
 
 
 def test_taking_turns_never_has_both_characters_voiced_in_one_frame():
