@@ -44,10 +44,6 @@ AUDIO_ENCODER_FILE = "audio_encoder.safetensors"
 INFO_FILE = "bundle.json"
 BUNDLE_FILES = (DIT_FILE, VAE_FILE, TEXT_ENCODER_FILE, AUDIO_ENCODER_FILE, INFO_FILE)
 
-# The umT5 fields a bundle records; every other field keeps transformers' default.
-TEXT_ENCODER_FIELDS = ("vocab_size", "d_model", "d_kv", "d_ff", "num_layers", "num_heads",
-                       "relative_attention_num_buckets", "relative_attention_max_distance")
-
 
 @dataclass(frozen=True)
 class BundleInfo:

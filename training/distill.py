@@ -56,8 +56,7 @@ class Targets:
     x0: torch.Tensor  # [N, 16, T, h, w]
 
 
-def batch_of(data: WindowSet, empty_context: torch.Tensor, index: torch.Tensor, window: torch.Tensor,
-             masks: torch.Tensor | None) -> Batch:
+def batch_of(data: WindowSet, index: torch.Tensor, window: torch.Tensor, masks: torch.Tensor | None) -> Batch:
     frames = data.latents.shape[3]
     held = torch.arange(frames)[None, :] < torch.tensor(HELD_LATENTS)[window][:, None]
     return Batch(x0=data.latents[index, window], y=data.y[index], context=data.context[index].float(),
@@ -95,7 +94,7 @@ def teacher_targets(teacher: WanModel, data: WindowSet, empty_context: torch.Ten
     samples = []
     for start in range(0, count, TEACHER_BATCH):
         part = slice(start, start + TEACHER_BATCH)
-        batch = batch_of(data, empty_context, index[part], window[part], data.masks)
+        batch = batch_of(data, index[part], window[part], data.masks)
         denoise = conditioned_denoiser(teacher, batch, empty_context, guidance)
         samples.append(solver(denoise, noise[part], sigmas, noise_sampler=lambda: None,
                               constrain=lambda x, sigma, b=batch: b.hold(x)))
@@ -109,8 +108,7 @@ def student_loss(student: WanModel, sets: dict[int, WindowSet], targets: dict[in
     data, target = sets[speakers], targets[speakers]
     pick = torch.randint(len(target.x0), (batch,), generator=generator)
     no_region = speakers == 1 and float(torch.rand((), generator=generator)) < NO_REGION_SHARE
-    inputs = batch_of(data, empty_context, target.index[pick], target.window[pick],
-                      None if no_region else data.masks)
+    inputs = batch_of(data, target.index[pick], target.window[pick], None if no_region else data.masks)
     sigmas = [float(s) for s in student_sigmas()]
     step = int(torch.randint(len(sigmas) - 1, (1,), generator=generator))
     denoise = conditioned_denoiser(student, inputs, empty_context, Guidance())

@@ -104,10 +104,6 @@ class AudioFeatures:
     encoder_name: str
     store: FrameStore = field(repr=False)
 
-    @property
-    def duration_seconds(self) -> float:
-        return self.num_frames / self.fps
-
     def window(self, start: int, stop: int) -> Tensor:
         """Windowed features of video frames [start, stop): [S, stop-start, 5, layers, width] float32.
 

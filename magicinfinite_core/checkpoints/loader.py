@@ -120,7 +120,7 @@ def load_model(
         if key in linear_weights and keep_fp8:
             _assign_fp8_linear(module, key, tensor, scale, deltas.get(key, ()), compute_dtype, device)
         else:
-            held = _held_dtype(key in linear_weights, tensor.dtype, storage_dtype, compute_dtype)
+            held = _held_dtype(tensor.dtype, storage_dtype, compute_dtype)
             _assign(module, key, _converted(tensor, scale, deltas.get(key, ()), held).to(device))
 
     module.compute_dtype = compute_dtype
@@ -229,9 +229,7 @@ def _read_all(sources: dict[str, _Source], order: Iterable[str]) -> Iterable[tup
             yield internal[file_key], tensor
 
 
-def _held_dtype(
-    is_linear_weight: bool, file_dtype: torch.dtype, storage: torch.dtype | None, compute: torch.dtype
-) -> torch.dtype:
+def _held_dtype(file_dtype: torch.dtype, storage: torch.dtype | None, compute: torch.dtype) -> torch.dtype:
     if not file_dtype.is_floating_point:
         return file_dtype
     if storage is not None and not is_fp8(storage):
