@@ -116,7 +116,7 @@ def interpolation_weights(start: int, stop: int, num_frames: int,
     return left, right, source - left
 
 
-class _FrontEnd:
+class FrontEnd:
     """The CNN front end of one track, computed piece by piece with clip-wide normalisation statistics."""
 
     def __init__(self, encoder: AudioEncoder, read: SampleReader, num_samples: int, plan: ChunkPlan,
@@ -248,7 +248,7 @@ def encode_track(encoder: AudioEncoder, read: SampleReader, num_samples: int, nu
         raise InputError(
             f"audio: {num_samples / ENCODER_SAMPLE_RATE:.3f} s is too short to encode: wav2vec2 needs at "
             f"least {geometry.receptive_field / ENCODER_SAMPLE_RATE * 1000:.0f} ms, and one video frame.")
-    front = _FrontEnd(encoder, read, num_samples, plan, device)
+    front = FrontEnd(encoder, read, num_samples, plan, device)
     projection = encoder.module.feature_projection
     with torch.inference_mode():
         for ctx_start, core_start, core_stop, ctx_stop in transformer_chunks(num_frames, plan):

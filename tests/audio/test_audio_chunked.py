@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from magicinfinite_core.audio.chunked import (
     ChunkPlan,
-    _FrontEnd,
+    FrontEnd,
     encode_track,
     interpolation_weights,
     transformer_chunks,
@@ -55,7 +55,7 @@ def test_front_end_in_pieces_equals_the_whole_clip(overrides, do_normalize):
     samples = speech_like(3.3, seed=1)[0] + 0.05  # an offset, so standardisation has work to do
     plan = ChunkPlan(cnn_piece_frames=17)
     track = PlacedTrack(samples, 0, 1.0, samples.shape[0])
-    front = _FrontEnd(encoder, track.read, samples.shape[0], plan, torch.device("cpu"))
+    front = FrontEnd(encoder, track.read, samples.shape[0], plan, torch.device("cpu"))
     num_cnn = front.geometry.output_frames(samples.shape[0])
     whole_input = samples
     if do_normalize:
