@@ -34,6 +34,7 @@ from magicinfinite_core.audio import SpeakerTrack, embed_audio
 from magicinfinite_core.audio.preprocess import ENCODER_SAMPLE_RATE
 from magicinfinite_core.bundle import MiniBundle, load_bundle
 from magicinfinite_core.errors import InputError, Interrupted, MagicInfiniteError
+from magicinfinite_core.imaging import from_uint8
 from magicinfinite_core.sampling import (
     Mp4Sink,
     SamplerOptions,
@@ -111,7 +112,7 @@ def read_image(path: Path) -> torch.Tensor:
                          "WebP picture.") from err
     if frame is None:
         raise InputError(f"--image: {str(path)!r} holds no decodable picture.")
-    return torch.from_numpy(frame.to_ndarray(format="rgb24")).float().div(255.0)[None]
+    return from_uint8(frame.to_ndarray(format="rgb24"))[None]
 
 
 def read_audio(path: Path) -> tuple[torch.Tensor, int]:

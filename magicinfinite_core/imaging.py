@@ -3,12 +3,25 @@
 The reference image and the speaker masks must land on the frame in exactly the same place, otherwise a
 region drawn on the portrait would cover a different patch of the generated video. Both therefore go
 through `fit_image`.
+
+Pictures cross to and from files as 8-bit RGB: `to_uint8` / `from_uint8` are the one conversion both ways.
 """
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from magicinfinite_core.errors import InputError
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """Float 0..1 pixels [..., 3] -> uint8 RGB (clamped, rounded), as video encoders take them."""
+    return (images.float().clamp(0, 1) * 255.0).round().to(torch.uint8).cpu().numpy()
+
+
+def from_uint8(pixels: np.ndarray) -> torch.Tensor:
+    """uint8 RGB pixels [..., 3], as decoders give them -> float32 0..1."""
+    return torch.from_numpy(pixels).float().div(255.0)
 
 
 def cover_crop_box(src_width: int, src_height: int, width: int, height: int) -> tuple[int, int, int, int]:

@@ -15,12 +15,12 @@ import av
 import torch
 
 from magicinfinite_core.errors import InputError
+from magicinfinite_core.imaging import to_uint8
 from magicinfinite_core.sampling.sinks import (
     aac_channels,
     audio_layout,
     frame_rate,
     partial_path,
-    to_uint8,
     trimmed_audio,
 )
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import wave
 
 import av
-import numpy as np
 
 from magicinfinite_core.assets import (
     SAMPLE_PORTRAIT_PNG,
@@ -22,13 +21,14 @@ from magicinfinite_core.assets import (
     SAMPLE_SPEECH_SEED,
     SAMPLE_SPEECH_WAV,
 )
+from magicinfinite_core.imaging import to_uint8
 from magicinfinite_core.world.clips import render_portrait
 from magicinfinite_core.world.speech import synthesize_speech
 
 
 def write_portrait() -> None:
     portrait = render_portrait(SAMPLE_PORTRAIT_SEED, SAMPLE_PORTRAIT_SIZE, SAMPLE_PORTRAIT_SIZE)
-    pixels = (portrait.frames[0].numpy() * 255.0).round().astype(np.uint8)
+    pixels = to_uint8(portrait.frames[0])
     with av.open(str(SAMPLE_PORTRAIT_PNG), "w", format="image2") as container:
         stream = container.add_stream("png")
         stream.width, stream.height, stream.pix_fmt = pixels.shape[1], pixels.shape[0], "rgb24"

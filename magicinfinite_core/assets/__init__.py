@@ -13,6 +13,8 @@ import av
 import numpy as np
 import torch
 
+from magicinfinite_core.imaging import from_uint8
+
 ASSETS_DIR = Path(__file__).resolve().parent
 SAMPLE_PORTRAIT_PNG = ASSETS_DIR / "sample_portrait.png"
 SAMPLE_PORTRAIT_SEED = 11
@@ -28,7 +30,7 @@ def load_sample_portrait() -> torch.Tensor:
     with av.open(str(SAMPLE_PORTRAIT_PNG)) as container:
         frame = next(container.decode(video=0))
         pixels = frame.to_ndarray(format="rgb24")
-    return torch.from_numpy(pixels).float().div(255.0)[None]
+    return from_uint8(pixels)[None]
 
 
 def load_sample_speech() -> tuple[torch.Tensor, int]:

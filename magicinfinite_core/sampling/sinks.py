@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Protocol
 
 import av
-import numpy as np
 import torch
 
 from magicinfinite_core.errors import InputError
+from magicinfinite_core.imaging import from_uint8, to_uint8
 from magicinfinite_core.sampling.resume import ResumeStore
 
 PARTS_SUFFIX = ".parts"
@@ -120,11 +120,6 @@ def frame_rate(fps: float) -> Fraction:
 def partial_path(path: Path) -> Path:
     """Where `path` is written until it is complete (`<name>.partial`), then renamed to `path`."""
     return path.with_name(path.name + PARTIAL_SUFFIX)
-
-
-def to_uint8(frames: torch.Tensor) -> np.ndarray:
-    """frames [..., 3] float 0..1 -> uint8 RGB, rounded."""
-    return (frames.float().clamp(0, 1) * 255.0).round().to(torch.uint8).cpu().numpy()
 
 
 def aac_channels(waveform: torch.Tensor) -> torch.Tensor:
@@ -267,7 +262,7 @@ def last_frame(path: Path) -> torch.Tensor:
             pass
         if frame is None:
             raise InputError(f"output: {path} holds no video frame; delete it to render it again.")
-        return torch.from_numpy(frame.to_ndarray(format="rgb24")).float().div(255).unsqueeze(0)
+        return from_uint8(frame.to_ndarray(format="rgb24"))[None]
 
 
 def finished_video(path: Path, *, fps: float, num_frames: int, waveform: torch.Tensor,
