@@ -239,7 +239,7 @@ class WanModel(nn.Module):
             rotation=grid_rotation(grid, self.config.head_dim, device=x.device),
             text=self.text_embedding(self._pad_text(context).to(dtype)),
             image=None if clip_tokens is None else self.img_emb(clip_tokens.to(dtype)),
-            audio=self._audio_conditioning(audio_tokens, speaker_masks, region_gate, audio_scale),
+            audio=self.audio_conditioning(audio_tokens, speaker_masks, region_gate, audio_scale),
             dtype=dtype,
         )
         for block in self.blocks:
@@ -260,13 +260,15 @@ class WanModel(nn.Module):
         missing = self.config.text_len - context.shape[1]
         return F.pad(context, (0, 0, 0, missing)) if missing > 0 else context
 
-    def _audio_conditioning(
+    def audio_conditioning(
         self,
         audio_tokens: torch.Tensor | None,
         speaker_masks: torch.Tensor | None,
         region_gate: bool,
         audio_scale: float,
     ) -> AudioConditioning | None:
+        """Audio tokens [B, S, T, K, token_dim] (from encode_audio) -> what every audio block of one forward
+        shares: the tokens per frame in the compute dtype, the two-speaker binding and the region gate."""
         if audio_tokens is None:
             return None
         speakers, tokens_per_speaker = audio_tokens.shape[1], audio_tokens.shape[3]

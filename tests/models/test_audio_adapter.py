@@ -145,7 +145,7 @@ def test_every_audio_layer_keeps_speaker_2_inside_its_region():
     model(**model_inputs(inputs), audio_tokens=model.encode_audio(inputs["features"]), speaker_masks=masks)
     for hook in hooks:
         hook.remove()
-    changed = model._audio_conditioning(model.encode_audio(changed_features), masks, True, 1.0)
+    changed = model.audio_conditioning(model.encode_audio(changed_features), masks, True, 1.0)
 
     assert len(calls) == 3
     outside = (masks[1].flatten() == 0).repeat(3)
