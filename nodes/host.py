@@ -1,7 +1,7 @@
 """What the nodes use from the host, with plain fallbacks so the pack imports without ComfyUI.
 
-ComfyUI's modules (folder_paths, comfy.utils, comfy.model_management) exist only inside the host;
-tests and the demo run without them.
+ComfyUI's modules (folder_paths, comfy.utils, comfy.model_management, comfy.cli_args) exist only inside
+the host; tests and the demo run without them.
 """
 
 from __future__ import annotations
@@ -21,6 +21,11 @@ try:
 except ImportError:
     model_management = None
     comfy_utils = None
+
+try:
+    from comfy.cli_args import args as cli_args  # type: ignore[import-not-found]
+except ImportError:
+    cli_args = None
 
 # Outside ComfyUI, model folders are looked up under this directory (models/<folder>/...).
 MODELS_DIR_ENV = "MAGICINFINITE_MODELS_DIR"
@@ -52,6 +57,11 @@ def output_directory() -> Path:
     if folder_paths is not None:
         return Path(folder_paths.get_output_directory())
     return Path("output")
+
+
+def metadata_disabled() -> bool:
+    """ComfyUI's --disable-metadata: output files carry no prompt or workflow."""
+    return bool(getattr(cli_args, "disable_metadata", False))
 
 
 def check_interrupted() -> None:

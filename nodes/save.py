@@ -13,20 +13,11 @@ from magicinfinite_core.video_file import copy_mp4, video_size, write_mp4
 
 from . import host
 
-try:
-    from comfy.cli_args import args as _host_args  # type: ignore[import-not-found]
-except ImportError:  # plain Python: tests, demo
-    _host_args = None
-
-
-def _metadata_disabled() -> bool:
-    return bool(getattr(_host_args, "disable_metadata", False))
-
 
 def _tags(prompt, extra_pnginfo) -> dict[str, str]:
     """The container tags ComfyUI's SaveVideo writes: each extra_pnginfo entry (the UI workflow) and the
     API prompt, as JSON text."""
-    if _metadata_disabled():
+    if host.metadata_disabled():
         return {}
     tags = {key: json.dumps(value) for key, value in (extra_pnginfo or {}).items()}
     if prompt is not None:

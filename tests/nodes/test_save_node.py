@@ -11,7 +11,6 @@ import pytest
 import torch
 
 import magicinfinite_core.video_file as video_file
-import nodes.save as save_module
 from magicinfinite_core.errors import InputError
 from nodes import host
 from nodes.save import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS, MagicInfiniteSaveVideo
@@ -97,7 +96,7 @@ def test_the_prompt_and_the_workflow_are_embedded_as_json_tags(output) -> None:
 
 
 def test_comfyuis_disable_metadata_flag_leaves_the_workflow_out(output, monkeypatch) -> None:
-    monkeypatch.setattr(save_module, "_host_args", SimpleNamespace(disable_metadata=True))
+    monkeypatch.setattr(host, "cli_args", SimpleNamespace(disable_metadata=True))
     save(images=frames(2))
     tags = probe(output / "MagicInfinite" / "video_00001_.mp4")["tags"]
     assert "prompt" not in tags and "workflow" not in tags
