@@ -128,6 +128,7 @@ def aac_channels(waveform: torch.Tensor) -> torch.Tensor:
 
 
 def audio_layout(channels: int) -> str:
+    """PyAV's layout name for the 1 or 2 channels left by aac_channels."""
     return "mono" if channels == 1 else "stereo"
 
 
