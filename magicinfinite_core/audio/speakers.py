@@ -17,10 +17,10 @@ import torchaudio.functional as AF
 from torch import Tensor
 
 from magicinfinite_core.errors import InputError
+from magicinfinite_core.masks.regions import MAX_SPEAKERS  # track i drives region i: one limit for both
 
 from .preprocess import SpeakerTrack
 
-MAX_SPEAKERS = 4
 SpeakerMode = Literal["para", "add"]
 SPEAKER_MODES: tuple[SpeakerMode, ...] = ("para", "add")
 
