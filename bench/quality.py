@@ -54,8 +54,8 @@ from training.distill import (  # noqa: E402
     TEACHER_STEPS,
     TEACHER_TEXT_CFG,
 )
+from training.recipe import DEFAULT_RUN_DIR  # noqa: E402
 
-DEFAULT_RUN_DIR = ROOT / "training" / "runs" / "mini"
 FIRST_SEED = 2_000_000  # training uses seeds below 1,000,000
 CLIP_SECONDS = 4.0
 
