@@ -30,6 +30,7 @@ from magicinfinite_core.errors import InputError
 from magicinfinite_core.imaging import fit_image
 from magicinfinite_core.latents import VideoVAE, decode, encode, image_conditioning, latent_frames
 from magicinfinite_core.masks.regions import Regions, check_binding
+from magicinfinite_core.models.config import WanConfig
 from magicinfinite_core.sampling.colour import match_colour
 from magicinfinite_core.sampling.guidance import Condition
 from magicinfinite_core.sampling.resume import ResumeState, fingerprint, module_fingerprint
@@ -43,7 +44,7 @@ from magicinfinite_core.sampling.window import Window, plan_windows
 class AudioVideoModel(Protocol):
     """WanModel's sampling surface (interfaces.md): encode_audio and the velocity forward."""
 
-    config: object
+    config: WanConfig
 
     def encode_audio(self, features: torch.Tensor) -> torch.Tensor: ...
 
@@ -77,7 +78,7 @@ def _check_inputs(model: AudioVideoModel, reference: torch.Tensor, audio: AudioF
                   text: TextConditioning, settings: SamplerSettings, regions: Regions | None) -> None:
     if audio is None or audio.num_frames < 1:
         raise InputError("audio: no audio frames; connect audio features from MagicInfiniteAudioEmbed.")
-    adapter = getattr(model.config, "audio", None)
+    adapter = model.config.audio
     if adapter is None:
         raise InputError("model: it has no audio adapter; load a MultiTalk/InfiniteTalk adapter with it.")
     check_adapter_compatible(audio, adapter)
@@ -130,7 +131,7 @@ class _WindowSampler:
         self.sigmas = settings.schedule()
         self.solver = SOLVERS[settings.solver]
         self.guidance = settings.guidance
-        self.i2v = getattr(model.config, "model_type", "i2v") == "i2v"
+        self.i2v = model.config.model_type == "i2v"
         self.clip = clip_tokens.to(device) if clip_tokens is not None and self.i2v else None
         masks = None if regions is None else regions.token_masks(settings.width, settings.height)
         self.masks = None if masks is None else masks.to(device)
