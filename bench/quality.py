@@ -1,4 +1,4 @@
-"""MagicInfinite-Mini quality figures on world seeds never used in training (issue 7 section 5).
+"""MagicInfinite-Mini quality figures on world seeds never used in training.
 
     OMP_NUM_THREADS=1 python bench/quality.py [--run-dir training/runs/mini] [--clips 6] [--drift-seconds 120]
 

@@ -118,7 +118,7 @@ def embed_encoder_outputs(outputs: Sequence[Mapping], tracks: Sequence[SpeakerTr
     loudness normalisation, no silence padding), so its hidden states are interpolated to the frame rate
     after the encoder instead of before; frames where a speaker is silent on the timeline get zero
     features (as ComfyUI's own nodes pad). normalize_loudness then only affects the mix.
-    tests/audio/test_embed.py measures the difference on a tiny model; docs/audio.md reports it.
+    tests/audio/test_audio_embed.py measures the difference on a tiny model; docs/audio.md reports it.
     """
     if len(outputs) != len(tracks):
         raise InputError(f"encoder outputs: expected one per speaker track ({len(tracks)}), "

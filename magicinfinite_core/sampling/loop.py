@@ -42,7 +42,7 @@ from magicinfinite_core.sampling.window import Window, plan_windows
 
 
 class AudioVideoModel(Protocol):
-    """WanModel's sampling surface (interfaces.md): encode_audio and the velocity forward."""
+    """WanModel's sampling surface: encode_audio and the velocity forward."""
 
     config: WanConfig
 
