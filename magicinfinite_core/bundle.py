@@ -53,6 +53,7 @@ class BundleInfo:
     distilled schedule it was trained for (the defaults a caller should use with it). prompt_words: the
     words its prompts were made of (e.g. expressions); default_prompt / negative_prompt: prompts that work.
     trained: False for the seeded random initialisation; recipe: the training recipe's version.
+    text_encoder: the UMT5Config fields of the text encoder (every other field keeps transformers' default).
     """
 
     name: str
