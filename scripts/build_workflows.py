@@ -137,6 +137,12 @@ def _text(clip: Node, prompt: str) -> Node:
     return Node("CLIPTextEncode", {"text": prompt}, {"clip": (clip, 0)})
 
 
+def _conditioning(positive: Node, negative: Node | None = None) -> Node:
+    """MagicInfiniteTextConditioning over the host's CONDITIONING (no prompt schedule of its own)."""
+    links = {"positive": (positive, 0)} | ({"negative": (negative, 0)} if negative is not None else {})
+    return Node("MagicInfiniteTextConditioning", {"prompt_schedule": "", "negative_prompt": ""}, links)
+
+
 def _vision(loader: Node, image: Node) -> Node:
     return Node("CLIPVisionEncode", {"crop": "none"}, {"clip_vision": (loader, 0), "image": (image, 0)})
 
@@ -188,8 +194,7 @@ def one_speaker() -> Workflow:
     voice = Node("LoadAudio", {"audio": "speech.wav"}, title="Voice")
     embed = _embed(encoder, [voice])
     prompt = _text(clip, "A person talks to the camera with natural expressions, head and hand movements.")
-    text = Node("MagicInfiniteTextConditioning", {"prompt_schedule": "", "negative_prompt": ""},
-                {"positive": (prompt, 0)})
+    text = _conditioning(prompt)
     vision = _vision(vision_loader, portrait)
     lora = _lora()
     model = _model(SINGLE, lora)
@@ -214,8 +219,7 @@ def dubbing() -> Workflow:
     # The source's own frame rate keeps each window on the source frames it replaces.
     embed = _embed(encoder, [voice], fps=(parts, 2))
     prompt = _text(clip, "A person talks to the camera.")
-    text = Node("MagicInfiniteTextConditioning", {"prompt_schedule": "", "negative_prompt": ""},
-                {"positive": (prompt, 0)})
+    text = _conditioning(prompt)
     vision = _vision(vision_loader, first)
     lora = _lora()
     model = _model(SINGLE, lora)
@@ -247,8 +251,7 @@ def two_speakers() -> Workflow:
     voice_2 = Node("LoadAudio", {"audio": "speaker2.wav"}, title="Voice of speaker 2")
     embed = _embed(encoder, [voice_1, voice_2], mode="para")
     prompt = _text(clip, "Two people have a conversation at a table, facing the camera.")
-    text = Node("MagicInfiniteTextConditioning", {"prompt_schedule": "", "negative_prompt": ""},
-                {"positive": (prompt, 0)})
+    text = _conditioning(prompt)
     vision = _vision(vision_loader, picture)
     lora = _lora()
     model = _model(MULTI, lora)
@@ -312,8 +315,7 @@ def base_cfg() -> Workflow:
     positive = _text(clip, "A person talks to the camera with natural expressions, head and hand movements.")
     negative = _text(clip, "blurry, static, still picture, distorted face, deformed hands, extra fingers, "
                            "low quality, subtitles, watermark")
-    text = Node("MagicInfiniteTextConditioning", {"prompt_schedule": "", "negative_prompt": ""},
-                {"positive": (positive, 0), "negative": (negative, 0)})
+    text = _conditioning(positive, negative)
     vision = _vision(vision_loader, portrait)
     model = _model(SINGLE, None)
     sampler = _sampler(model, (portrait, 0), embed, text, vae, width=480, height=832, solver="dpmpp_2m",
@@ -354,8 +356,10 @@ def embedded_demo() -> Workflow:
     return Workflow(
         "magicinfinite_embedded_demo",
         f"The embedded {info.name} model: no download, runs on a CPU. A small stand-in "
-        f"({'trained' if info.trained else 'randomly initialised, untrained'}): it shows the pipeline, not "
-        f"a convincing face. {info.width}x{info.height} at {info.fps:g} fps.",
+        + ("trained only on procedural cartoon faces (docs/mini.md): the mouth follows the voice, but it "
+           "draws that world, not real people." if info.trained else
+           "(randomly initialised, untrained): it shows the pipeline, not a talking face.")
+        + f" {info.width}x{info.height} at {info.fps:g} fps.",
         _graph(portrait, voice, encoder, embed, model, text, options, sampler,
                _save_frames(sampler, "MagicInfinite/embedded_demo")),
         "- **Portrait** (Load Image): e.g. magicinfinite_core/assets/sample_portrait.png from the pack.\n"
@@ -500,15 +504,23 @@ def to_api(workflow: Workflow, core: dict) -> dict:
     return graph
 
 
-def main() -> None:
+def rendered() -> dict[Path, str]:
+    """Every workflow file's path and its text, UI format in workflows/ and API format in workflows/api/."""
     core = json.loads(CORE_NODES.read_text(encoding="utf-8"))["nodes"]
-    (ROOT / "workflows" / "api").mkdir(parents=True, exist_ok=True)
+    files = {}
     for make in WORKFLOWS:
         workflow = make()
         for path, graph in ((ROOT / "workflows" / f"{workflow.name}.json", to_ui(workflow, core)),
                             (ROOT / "workflows" / "api" / f"{workflow.name}.json", to_api(workflow, core))):
-            path.write_text(json.dumps(graph, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-            print(path.relative_to(ROOT))
+            files[path] = json.dumps(graph, indent=2, ensure_ascii=False) + "\n"
+    return files
+
+
+def main() -> None:
+    (ROOT / "workflows" / "api").mkdir(parents=True, exist_ok=True)
+    for path, text in rendered().items():
+        path.write_text(text, encoding="utf-8")
+        print(path.relative_to(ROOT))
 
 
 if __name__ == "__main__":

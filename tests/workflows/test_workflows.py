@@ -9,8 +9,10 @@ core_nodes.json (scripts/dump_core_nodes.py) and, when COMFYUI_DIR is set, again
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -269,3 +271,19 @@ class TestAgainstLiveComfyUI:
     @pytest.mark.parametrize("path", UI_FILES + API_FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
     def test_workflow_is_valid_for_the_live_declarations(self, object_info, path: Path) -> None:
         assert validate.check_workflow(path, object_info, CORE) == []
+
+
+def test_shipped_files_are_what_the_builder_makes_from_the_current_declarations() -> None:
+    """A node, default or bundle change that the files miss (e.g. a stale model note) fails here."""
+    script = validate.ROOT / "scripts" / "build_workflows.py"
+    spec = importlib.util.spec_from_file_location("build_workflows", script)
+    builder = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = builder  # its dataclasses look their module up while being defined
+    try:
+        spec.loader.exec_module(builder)
+        files = builder.rendered()
+    finally:
+        del sys.modules[spec.name]
+    stale = [str(path.relative_to(validate.ROOT)) for path, text in files.items()
+             if not path.is_file() or path.read_text(encoding="utf-8") != text]
+    assert not stale, f"rerun python scripts/build_workflows.py: {stale}"
