@@ -31,12 +31,11 @@ from pathlib import Path
 import torch
 
 from magicinfinite_core.audio import SpeakerTrack, embed_audio
-from magicinfinite_core.bundle import MiniBundle, load_bundle
 from magicinfinite_core.checkpoints import load_model
 from magicinfinite_core.latents import decode, encode
 from magicinfinite_core.masks.regions import Regions
-from magicinfinite_core.sampling import SamplerOptions, SamplerSettings, TextConditioning, sample_video
-from magicinfinite_core.world import (
+from magicinfinite_core.mini.bundle import MiniBundle, load_bundle
+from magicinfinite_core.mini.world import (
     ClipSpec,
     correlation,
     generate_clip,
@@ -45,6 +44,7 @@ from magicinfinite_core.world import (
     synthesize_speech,
     union_boxes,
 )
+from magicinfinite_core.sampling import SamplerOptions, SamplerSettings, TextConditioning, sample_video
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the recipe's teacher settings live in the top-level training/ folder

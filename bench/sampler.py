@@ -36,10 +36,10 @@ SAMPLE_RATE = 16000
 def build_inputs(seconds: float):
     """The tiniest model, the small VAE, a portrait, random audio features and one prompt."""
     from magicinfinite_core.audio.features import AudioFeatures, FrameStore
+    from magicinfinite_core.mini.vae import SmallVideoVAE
     from magicinfinite_core.models.config import tiny_config
     from magicinfinite_core.models.wan import WanModel
     from magicinfinite_core.sampling import TextConditioning
-    from magicinfinite_core.vae import SmallVideoVAE
 
     torch.manual_seed(0)
     config = tiny_config(dim=32, num_heads=2, num_layers=1)

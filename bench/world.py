@@ -12,8 +12,8 @@ import time
 
 import torch
 
-from magicinfinite_core.world.clips import ClipSpec, generate_clip
-from magicinfinite_core.world.speech import synthesize_speech
+from magicinfinite_core.mini.world.clips import ClipSpec, generate_clip
+from magicinfinite_core.mini.world.speech import synthesize_speech
 
 SEEDS = range(4)
 REPEATS = 3

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from magicinfinite_core import demo
+from magicinfinite_core.mini import demo
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -40,7 +40,7 @@ WAN21_PREVIEW_BIAS = (-0.1835, -0.0868, -0.3360)
 
 
 class VideoVAE(Protocol):
-    """What the sampler needs from a VAE: ComfyUI's VAE object, or `magicinfinite_core.vae.SmallVideoVAE`."""
+    """What the sampler needs from a VAE: ComfyUI's VAE object, or the stand-in `mini.vae.SmallVideoVAE`."""
 
     def encode(self, pixels: torch.Tensor) -> torch.Tensor:
         """pixels [N, H, W, 3] float 0..1 -> raw latent [1, 16, 1 + (N-1)//4, H/8, W/8]."""

@@ -7,7 +7,7 @@ from magicinfinite_core.audio import (
     load_audio_encoder,
     tracks_from_host_audio,
 )
-from magicinfinite_core.bundle import AUDIO_ENCODER_FILE, EMBEDDED_BUNDLE_DIR, EMBEDDED_BUNDLE_NAME
+from magicinfinite_core.mini.bundle import AUDIO_ENCODER_FILE, EMBEDDED_BUNDLE_DIR, EMBEDDED_BUNDLE_NAME
 
 from . import host
 

@@ -2,11 +2,11 @@
 
 from dataclasses import dataclass
 
-from magicinfinite_core.bundle import DIT_FILE, EMBEDDED_BUNDLE_NAME, load_bundle
 from magicinfinite_core.checkpoints import COMPUTE_DTYPES, STORAGE_DTYPES, LoadedModel, LoraSpec, load_model
 from magicinfinite_core.errors import InputError
 from magicinfinite_core.latents import VideoVAE
-from magicinfinite_core.text_encoder import SmallTextEncoder
+from magicinfinite_core.mini.bundle import DIT_FILE, EMBEDDED_BUNDLE_NAME, load_bundle
+from magicinfinite_core.mini.text_encoder import SmallTextEncoder
 
 from .host import list_models, model_path
 

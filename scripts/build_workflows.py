@@ -20,7 +20,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from magicinfinite_core.bundle import EMBEDDED_BUNDLE_DIR, EMBEDDED_BUNDLE_NAME, INFO_FILE, BundleInfo  # noqa: E402
+from magicinfinite_core.mini.bundle import EMBEDDED_BUNDLE_DIR, EMBEDDED_BUNDLE_NAME, INFO_FILE, BundleInfo  # noqa: E402
 from nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS  # noqa: E402
 
 CORE_NODES = ROOT / "tests" / "workflows" / "core_nodes.json"

@@ -2,7 +2,7 @@
 
     python scripts/make_assets.py
 
-Deterministic: the seeds live in magicinfinite_core/assets/__init__.py, and tests/world/test_assets.py
+Deterministic: the seeds live in magicinfinite_core/assets/__init__.py, and tests/mini/world/test_assets.py
 checks that the shipped files still match what the world draws and says.
 """
 
@@ -22,8 +22,8 @@ from magicinfinite_core.assets import (
     SAMPLE_SPEECH_WAV,
 )
 from magicinfinite_core.imaging import to_uint8
-from magicinfinite_core.world.clips import render_portrait
-from magicinfinite_core.world.speech import synthesize_speech
+from magicinfinite_core.mini.world.clips import render_portrait
+from magicinfinite_core.mini.world.speech import synthesize_speech
 
 
 def write_portrait() -> None:

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 import torch
 from transformers import UMT5Config, Wav2Vec2Config, Wav2Vec2Model
 
+from magicinfinite_core.mini.text_encoder import BYTE_OFFSET, SmallTextEncoder
+from magicinfinite_core.mini.vae import SmallVideoVAE
 from magicinfinite_core.models.config import AudioAdapterConfig, WanConfig
 from magicinfinite_core.models.wan import WanModel
-from magicinfinite_core.text_encoder import BYTE_OFFSET, SmallTextEncoder
-from magicinfinite_core.vae import SmallVideoVAE
 
 TEXT_LEN = 160  # bytes: a two-character prompt of the world fits
 TEXT_ENCODER = dict(vocab_size=256 + BYTE_OFFSET, d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4,

@@ -19,9 +19,9 @@ from transformers import Wav2Vec2Model
 
 from magicinfinite_core.audio.preprocess import loudness_gain
 from magicinfinite_core.latents import denormalise, normalise
-from magicinfinite_core.vae import SmallVideoVAE
-from magicinfinite_core.world import VOWELS, generate_clip, synthesize_speech
-from magicinfinite_core.world.clips import ClipSpec
+from magicinfinite_core.mini.vae import SmallVideoVAE
+from magicinfinite_core.mini.world import VOWELS, generate_clip, synthesize_speech
+from magicinfinite_core.mini.world.clips import ClipSpec
 from training.settings import FPS, HEIGHT, WIDTH
 from training.world_data import TRAIN_SEEDS_END, clip_spec
 

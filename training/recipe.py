@@ -26,8 +26,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from magicinfinite_core.audio import AudioEncoder
-from magicinfinite_core.bundle import EMBEDDED_BUNDLE_DIR, save_bundle
 from magicinfinite_core.checkpoints import config_metadata
+from magicinfinite_core.mini.bundle import EMBEDDED_BUNDLE_DIR, save_bundle
 from training.architecture import AUDIO_LAYERS, AUDIO_WIDTH, Parts, random_parts
 from training.codec_stages import LoudnessVowelProbe, audio_loss, vae_loss
 from training.distill import Targets, student_loss, teacher_targets

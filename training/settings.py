@@ -6,9 +6,9 @@ These become the bundle's bundle.json defaults, so a caller samples the model th
 from __future__ import annotations
 
 from magicinfinite_core.assets import SAMPLE_PORTRAIT_SEED
-from magicinfinite_core.bundle import BundleInfo
+from magicinfinite_core.mini.bundle import BundleInfo
+from magicinfinite_core.mini.world import EXPRESSIONS, render_portrait
 from magicinfinite_core.sampling.schedules import DISTILLED_SHIFT
-from magicinfinite_core.world import EXPRESSIONS, render_portrait
 from training.architecture import TEXT_ENCODER, TEXT_LEN, VAE_WIDTH
 
 RECIPE_VERSION = "mini-1"

@@ -21,9 +21,9 @@ from safetensors.torch import load_file, save_file
 from magicinfinite_core.audio import AudioEncoder, SpeakerTrack, embed_audio
 from magicinfinite_core.latents import encode, image_conditioning, latent_frames
 from magicinfinite_core.masks.regions import Regions
-from magicinfinite_core.text_encoder import SmallTextEncoder
-from magicinfinite_core.vae import SmallVideoVAE
-from magicinfinite_core.world import Clip, ClipSpec, generate_clip
+from magicinfinite_core.mini.text_encoder import SmallTextEncoder
+from magicinfinite_core.mini.vae import SmallVideoVAE
+from magicinfinite_core.mini.world import Clip, ClipSpec, generate_clip
 from training.settings import FPS, HEIGHT, MOTION_FRAMES, WIDTH, WINDOW_FRAMES
 
 MOTION_STRIDE = 16  # window 1 starts here; its first MOTION_FRAMES frames are held

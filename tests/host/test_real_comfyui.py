@@ -26,7 +26,12 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from magicinfinite_core.assets import SAMPLE_PORTRAIT_PNG, SAMPLE_SPEECH_WAV
-from magicinfinite_core.bundle import AUDIO_ENCODER_FILE, DIT_FILE, EMBEDDED_BUNDLE_DIR, EMBEDDED_BUNDLE_NAME
+from magicinfinite_core.mini.bundle import (
+    AUDIO_ENCODER_FILE,
+    DIT_FILE,
+    EMBEDDED_BUNDLE_DIR,
+    EMBEDDED_BUNDLE_NAME,
+)
 from magicinfinite_core.video_file import write_mp4
 from nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
 from scripts.api_example import ComfyUI, ComfyUIError, saved_videos, wait

@@ -13,11 +13,11 @@ from safetensors.torch import save_file
 import nodes.sampler as sampler_node
 from magicinfinite_core.assets import load_sample_portrait, load_sample_speech
 from magicinfinite_core.audio import AudioEncoder
-from magicinfinite_core.bundle import EMBEDDED_BUNDLE_NAME, load_bundle
 from magicinfinite_core.checkpoints import LoraSpec
 from magicinfinite_core.errors import InputError
-from magicinfinite_core.text_encoder import SmallTextEncoder
-from magicinfinite_core.vae import SmallVideoVAE
+from magicinfinite_core.mini.bundle import EMBEDDED_BUNDLE_NAME, load_bundle
+from magicinfinite_core.mini.text_encoder import SmallTextEncoder
+from magicinfinite_core.mini.vae import SmallVideoVAE
 from nodes.audio import MagicInfiniteAudioEmbed, MagicInfiniteAudioEncoderLoader
 from nodes.host import MODELS_DIR_ENV
 from nodes.model_loader import MagicInfiniteModel, MagicInfiniteModelLoader

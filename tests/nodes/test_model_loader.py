@@ -8,10 +8,10 @@ import torch
 from conftest import make_tiny_model
 from safetensors.torch import save_file
 
-from magicinfinite_core.bundle import EMBEDDED_BUNDLE_NAME
 from magicinfinite_core.checkpoints import LoadedModel, LoraSpec, config_metadata
 from magicinfinite_core.checkpoints.layouts import is_adapter_key
 from magicinfinite_core.errors import CheckpointError
+from magicinfinite_core.mini.bundle import EMBEDDED_BUNDLE_NAME
 from nodes.model_loader import (
     NODE_CLASS_MAPPINGS,
     NODE_DISPLAY_NAME_MAPPINGS,

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field, fields
 import torch
 
 from magicinfinite_core.audio.features import AudioFeatures, FrameStore
+from magicinfinite_core.mini.vae import SmallVideoVAE
 from magicinfinite_core.models.config import tiny_config
 from magicinfinite_core.sampling.settings import SamplerOptions, SamplerSettings
 from magicinfinite_core.sampling.text import TextConditioning
-from magicinfinite_core.vae import SmallVideoVAE
 
 FPS = 25.0
 SAMPLE_RATE = 16000

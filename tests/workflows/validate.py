@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from magicinfinite_core.bundle import EMBEDDED_BUNDLE_NAME
+from magicinfinite_core.mini.bundle import EMBEDDED_BUNDLE_NAME
 from nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
 
 HERE = Path(__file__).resolve().parent

@@ -3,7 +3,7 @@ import torch
 from transformers import UMT5Config
 
 from magicinfinite_core.errors import InputError
-from magicinfinite_core.text_encoder import EOS_ID, SmallTextEncoder, tokenize
+from magicinfinite_core.mini.text_encoder import EOS_ID, SmallTextEncoder, tokenize
 
 
 def _encoder(text_len: int = 16) -> SmallTextEncoder:

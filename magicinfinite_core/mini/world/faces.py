@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from magicinfinite_core.errors import InputError
-from magicinfinite_core.world.speech import VOWELS
+from magicinfinite_core.mini.world.speech import VOWELS
 
 Rgb = tuple[float, float, float]
 

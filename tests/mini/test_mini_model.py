@@ -9,10 +9,16 @@ import pytest
 import torch
 
 from magicinfinite_core.audio import SpeakerTrack, embed_audio
-from magicinfinite_core.bundle import load_bundle
 from magicinfinite_core.masks.regions import Regions
+from magicinfinite_core.mini.bundle import load_bundle
+from magicinfinite_core.mini.world import (
+    ClipSpec,
+    correlation,
+    generate_clip,
+    measure_mouth_opening,
+    union_boxes,
+)
 from magicinfinite_core.sampling import SamplerOptions, SamplerSettings, TextConditioning, sample_video
-from magicinfinite_core.world import ClipSpec, correlation, generate_clip, measure_mouth_opening, union_boxes
 
 SEED = 3_000_000
 

@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from magicinfinite_core.audio import SpeakerTrack, embed_audio
-from magicinfinite_core.bundle import (
+from magicinfinite_core.errors import CheckpointError
+from magicinfinite_core.latents import encode, image_conditioning
+from magicinfinite_core.mini.bundle import (
     EMBEDDED_BUNDLE_DIR,
     EMBEDDED_BUNDLE_NAME,
     INFO_FILE,
@@ -15,10 +17,8 @@ from magicinfinite_core.bundle import (
     load_bundle,
     save_bundle,
 )
-from magicinfinite_core.errors import CheckpointError
-from magicinfinite_core.latents import encode, image_conditioning
-from magicinfinite_core.world import generate_clip
-from magicinfinite_core.world.clips import ClipSpec
+from magicinfinite_core.mini.world import generate_clip
+from magicinfinite_core.mini.world.clips import ClipSpec
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from magicinfinite_core.errors import InputError
-from magicinfinite_core.world.clips import correlation
-from magicinfinite_core.world.speech import (
+from magicinfinite_core.mini.world.clips import correlation
+from magicinfinite_core.mini.world.speech import (
     MIN_GAP_S,
     SPEECH_RMS,
     VOWELS,

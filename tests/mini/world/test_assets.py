@@ -14,8 +14,8 @@ from magicinfinite_core.assets import (
     load_sample_portrait,
     load_sample_speech,
 )
-from magicinfinite_core.world.clips import render_portrait
-from magicinfinite_core.world.speech import synthesize_speech
+from magicinfinite_core.mini.world.clips import render_portrait
+from magicinfinite_core.mini.world.speech import synthesize_speech
 
 
 def test_sample_portrait_is_small_and_matches_its_seed():

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from magicinfinite_core.errors import InputError
-from magicinfinite_core.world.clips import (
+from magicinfinite_core.mini.world.clips import (
     FULL_OPEN_ENVELOPE,
     OPENNESS_GAMMA,
     ClipSpec,
@@ -20,8 +20,8 @@ from magicinfinite_core.world.clips import (
     render_portrait,
     union_boxes,
 )
-from magicinfinite_core.world.faces import BACKGROUNDS, expression_from_prompt
-from magicinfinite_core.world.speech import frame_loudness
+from magicinfinite_core.mini.world.faces import BACKGROUNDS, expression_from_prompt
+from magicinfinite_core.mini.world.speech import frame_loudness
 
 TWO = ClipSpec(num_characters=2, num_frames=100)
 

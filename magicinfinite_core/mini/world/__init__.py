@@ -5,7 +5,7 @@ faces: cartoon faces drawn with torch, vectorised over frames, with mouth and fa
 clips: seed -> frames + per-character audio + prompt + ground truth, and the world's lip-sync rule.
 """
 
-from magicinfinite_core.world.clips import (
+from magicinfinite_core.mini.world.clips import (
     Clip,
     ClipSpec,
     correlation,
@@ -15,8 +15,8 @@ from magicinfinite_core.world.clips import (
     render_portrait,
     union_boxes,
 )
-from magicinfinite_core.world.faces import EXPRESSIONS, expression_from_prompt
-from magicinfinite_core.world.speech import VOWELS, SpeechTrack, frame_loudness, synthesize_speech
+from magicinfinite_core.mini.world.faces import EXPRESSIONS, expression_from_prompt
+from magicinfinite_core.mini.world.speech import VOWELS, SpeechTrack, frame_loudness, synthesize_speech
 
 __all__ = [
     "EXPRESSIONS",

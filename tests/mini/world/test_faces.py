@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from magicinfinite_core.errors import InputError
-from magicinfinite_core.world.clips import measure_mouth_opening
-from magicinfinite_core.world.faces import (
+from magicinfinite_core.mini.world.clips import measure_mouth_opening
+from magicinfinite_core.mini.world.faces import (
     EXPRESSIONS,
     FaceMotion,
     draw_scene,
@@ -20,7 +20,7 @@ from magicinfinite_core.world.faces import (
     random_motion,
     still_motion,
 )
-from magicinfinite_core.world.speech import VOWELS
+from magicinfinite_core.mini.world.speech import VOWELS
 
 
 def style(seed: int = 0, expression: str = "neutral", hair_style: str | None = None):

@@ -32,9 +32,10 @@ from magicinfinite_core.assets import (
 )
 from magicinfinite_core.audio import SpeakerTrack, embed_audio
 from magicinfinite_core.audio.preprocess import ENCODER_SAMPLE_RATE
-from magicinfinite_core.bundle import MiniBundle, load_bundle
 from magicinfinite_core.errors import InputError, Interrupted, MagicInfiniteError
 from magicinfinite_core.imaging import from_uint8
+from magicinfinite_core.mini.bundle import MiniBundle, load_bundle
+from magicinfinite_core.mini.world import synthesize_speech
 from magicinfinite_core.sampling import (
     Mp4Sink,
     SamplerOptions,
@@ -44,7 +45,6 @@ from magicinfinite_core.sampling import (
     build_text_conditioning,
     sample_video,
 )
-from magicinfinite_core.world import synthesize_speech
 
 DEFAULT_OUT = "magicinfinite_demo.mp4"
 MAX_SEED = 2**64 - 1

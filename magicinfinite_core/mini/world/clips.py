@@ -14,7 +14,7 @@ from typing import Literal
 import torch
 
 from magicinfinite_core.errors import InputError
-from magicinfinite_core.world.faces import (
+from magicinfinite_core.mini.world.faces import (
     FaceStyle,
     draw_scene,
     random_background,
@@ -22,7 +22,7 @@ from magicinfinite_core.world.faces import (
     random_motion,
     still_motion,
 )
-from magicinfinite_core.world.speech import synthesize_speech
+from magicinfinite_core.mini.world.speech import synthesize_speech
 
 FULL_OPEN_ENVELOPE = 0.8  # loudness at which the mouth is fully open
 OPENNESS_GAMMA = 0.7  # < 1: soft sounds already part the lips

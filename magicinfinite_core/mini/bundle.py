@@ -30,13 +30,13 @@ from transformers import UMT5Config, Wav2Vec2Model
 from magicinfinite_core.audio.encoder import AudioEncoder, load_audio_encoder
 from magicinfinite_core.checkpoints import LoadedModel, config_metadata, load_model
 from magicinfinite_core.errors import CheckpointError
+from magicinfinite_core.mini.text_encoder import SmallTextEncoder
+from magicinfinite_core.mini.vae import SmallVideoVAE
 from magicinfinite_core.models.wan import WanModel
-from magicinfinite_core.text_encoder import SmallTextEncoder
-from magicinfinite_core.vae import SmallVideoVAE
 
 BUNDLE_FORMAT = 1
 EMBEDDED_BUNDLE_NAME = "(embedded) MagicInfinite-Mini"
-EMBEDDED_BUNDLE_DIR = Path(__file__).resolve().parent / "assets" / "mini"
+EMBEDDED_BUNDLE_DIR = Path(__file__).resolve().parent.parent / "assets" / "mini"
 DIT_FILE = "dit.safetensors"
 VAE_FILE = "vae.safetensors"
 TEXT_ENCODER_FILE = "text_encoder.safetensors"

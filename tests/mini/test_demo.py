@@ -13,10 +13,10 @@ import av
 import numpy as np
 import pytest
 
-from magicinfinite_core import demo
 from magicinfinite_core.__main__ import main
-from magicinfinite_core.bundle import EMBEDDED_BUNDLE_DIR, INFO_FILE, BundleInfo, load_bundle
-from magicinfinite_core.demo import DEFAULT_OUT, describe_model
+from magicinfinite_core.mini import demo
+from magicinfinite_core.mini.bundle import EMBEDDED_BUNDLE_DIR, INFO_FILE, BundleInfo, load_bundle
+from magicinfinite_core.mini.demo import DEFAULT_OUT, describe_model
 
 # The demo follows the shipped bundle's bundle.json (frame rate, window, steps), so do these tests.
 INFO = BundleInfo.from_json((EMBEDDED_BUNDLE_DIR / INFO_FILE).read_text(encoding="utf-8"))
