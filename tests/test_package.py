@@ -107,6 +107,9 @@ def test_pyproject_has_the_registry_fields():
     assert project["version"] == magicinfinite_core.__version__
     assert re.fullmatch(r"[a-z0-9][a-z0-9-]*", project["name"])  # the registry's node id
     assert project["urls"].get("Repository", "").startswith("https://")
+    # An SPDX string (setuptools >= 77 reads it without deprecation warnings); the code needs 3.11 (tomllib).
+    assert project["license"] == "Apache-2.0" and "setuptools>=77" in pyproject["build-system"]["requires"]
+    assert project["requires-python"] == ">=3.11"
     for field in ("PublisherId", "DisplayName"):
         assert isinstance(comfy.get(field), str) and comfy[field].strip(), field
 

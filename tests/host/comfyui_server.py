@@ -1,9 +1,9 @@
 """A real ComfyUI (the checkout at $COMFYUI_DIR) started on 127.0.0.1 with this pack installed.
 
-The checkout itself is left untouched: ComfyUI runs with --base-directory set to a temporary folder that
-holds custom_nodes/ (a link to this pack), models/, input/, output/ and user/, and with an in-memory
-database. The server runs in its own process group and is stopped by its process id when the tests end,
-whether they passed or not.
+The checkout itself is left untouched: a copy of it runs from a temporary folder, with --base-directory set
+to that folder, which holds custom_nodes/ (a link to this pack), models/, input/, output/ and user/, and
+with an in-memory database. The server runs in its own process group and is stopped by its process id when
+the tests end, whether they passed or not.
 """
 
 from __future__ import annotations
@@ -22,9 +22,20 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from tests.host.checkout import comfyui_dir
+
 PACK_DIR = Path(__file__).resolve().parents[2]
 PACK_NAME = "comfyui-magicinfinite"
 START_TIMEOUT_S = 300
+
+
+def _copy_checkout(source: Path, target: Path) -> None:
+    """ComfyUI's files copied with write permission, so the copy can be deleted even when the checkout is
+    read-only (CI's shared/ has no write bits)."""
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns(".git", "__pycache__"),
+                    copy_function=shutil.copyfile)
+    for folder, _, _ in os.walk(target):
+        os.chmod(folder, 0o755)
 
 
 def _free_port() -> int:
@@ -43,6 +54,11 @@ class ComfyUIServer:
         self.process: subprocess.Popen | None = None
 
     @property
+    def code_dir(self) -> Path:
+        """Where the copy of the checkout runs from."""
+        return self.base_dir / "comfyui"
+
+    @property
     def models_dir(self) -> Path:
         return self.base_dir / "models"
 
@@ -55,6 +71,7 @@ class ComfyUIServer:
         return self.base_dir / "output"
 
     def start(self) -> None:
+        _copy_checkout(self.comfyui_dir, self.code_dir)
         for folder in ("custom_nodes", "models", "input", "output", "user"):
             (self.base_dir / folder).mkdir(parents=True, exist_ok=True)
         link = self.base_dir / "custom_nodes" / PACK_NAME
@@ -64,7 +81,7 @@ class ComfyUIServer:
                    "--listen", "127.0.0.1", "--port", str(self.port),
                    "--base-directory", str(self.base_dir), "--database-url", "sqlite:///:memory:"]
         with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(command, cwd=self.comfyui_dir, stdout=log,
+            self.process = subprocess.Popen(command, cwd=self.code_dir, stdout=log,
                                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                             start_new_session=True)
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -128,10 +145,7 @@ def shared_server() -> ComfyUIServer:
     if _start_failure is not None:
         raise RuntimeError(_start_failure)
     if _shared is None:
-        comfyui_dir = Path(os.environ["COMFYUI_DIR"]).resolve()
-        if not (comfyui_dir / "main.py").is_file():
-            raise RuntimeError(f"COMFYUI_DIR={comfyui_dir} is not a ComfyUI checkout (no main.py)")
-        _shared = ComfyUIServer(comfyui_dir, Path(tempfile.mkdtemp(prefix="magicinfinite-comfyui-")))
+        _shared = ComfyUIServer(comfyui_dir(), Path(tempfile.mkdtemp(prefix="magicinfinite-comfyui-")))
         atexit.register(_stop_shared)
         try:
             _shared.start()

@@ -1,7 +1,8 @@
 """Parity with ComfyUI's Wan DiT and MultiTalk adapter (comfy/ldm/wan/model.py, model_multitalk.py).
 
-Skipped unless COMFYUI_DIR points at a ComfyUI checkout whose Python dependencies are installed. ComfyUI's
-adapter fixes 40 heads and 12 x 768 wav2vec2 features, so the tiny config uses width 320 (40 heads of 8).
+Needs COMFYUI_DIR: a ComfyUI checkout whose Python dependencies are installed (skipped when it is unset).
+ComfyUI's adapter fixes 40 heads and 12 x 768 wav2vec2 features, so the tiny config uses width 320
+(40 heads of 8).
 The audio is driven the way WanInfiniteTalkToVideo (comfy_extras/nodes_wan.py) drives it: tokens from
 `project_audio_features` in transformer_options["audio_embeds"], `MultiTalkCrossAttnPatch` as attn2_patch
 and, for two speakers, `MultiTalkGetAttnMapPatch` as attn1_patch with the background mask as a third class
@@ -11,7 +12,6 @@ and, for two speakers, `MultiTalkGetAttnMapPatch` as attn1_patch with the backgr
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 from types import SimpleNamespace
 
@@ -20,9 +20,9 @@ import torch
 from conftest import make_inputs, make_tiny_model
 
 from magicinfinite_core.models.config import AudioAdapterConfig, WanConfig
+from tests.host.checkout import comfyui_dir, requires_comfyui
 
-COMFYUI_DIR = os.environ.get("COMFYUI_DIR")
-pytestmark = pytest.mark.skipif(not COMFYUI_DIR, reason="set COMFYUI_DIR to a ComfyUI checkout to run parity")
+pytestmark = requires_comfyui
 
 TOLERANCE = 1e-5
 CONFIG = WanConfig(
@@ -42,7 +42,8 @@ AUDIO_START = 2  # video frame of the feature sequence where the window starts
 
 @pytest.fixture(scope="module")
 def comfy():
-    sys.path.append(COMFYUI_DIR)  # appended: ComfyUI's top-level nodes.py must not shadow this pack's nodes/
+    # Appended: ComfyUI's top-level nodes.py must not shadow this pack's nodes/.
+    sys.path.append(str(comfyui_dir()))
     cli_args = importlib.import_module("comfy.cli_args")
     cli_args.args.cpu = True  # ComfyUI picks its device when comfy.model_management is first imported
     return SimpleNamespace(

@@ -1,10 +1,7 @@
 """Wan latent normalisation and the i2v image conditioning y = [mask 4ch, reference latent 16ch]."""
 
-import os
 import re
-from pathlib import Path
 
-import pytest
 import torch
 from sampler_fixtures import make_picture, make_vae
 
@@ -18,8 +15,7 @@ from magicinfinite_core.latents import (
     normalise,
     preview_rgb,
 )
-
-COMFYUI_DIR = Path(os.environ.get("COMFYUI_DIR", "/work/comfyui"))
+from tests.host.checkout import comfyui_dir, requires_comfyui
 
 
 def test_normalise_is_per_channel_and_undone_by_denormalise() -> None:
@@ -30,9 +26,9 @@ def test_normalise_is_per_channel_and_undone_by_denormalise() -> None:
     assert torch.allclose(denormalise(z), raw, atol=1e-6)
 
 
-@pytest.mark.skipif(not (COMFYUI_DIR / "comfy/latent_formats.py").is_file(), reason="no ComfyUI checkout")
+@requires_comfyui
 def test_statistics_are_comfyuis_wan21_numbers() -> None:
-    source = (COMFYUI_DIR / "comfy/latent_formats.py").read_text()
+    source = (comfyui_dir() / "comfy/latent_formats.py").read_text()
     wan21 = source[source.index("class Wan21(") :]
     numbers = [float(x) for x in re.findall(r"-?\d+\.\d+", wan21[wan21.index("latents_mean") :])[:32]]
     assert tuple(numbers[:16]) == WAN21_LATENT_MEAN

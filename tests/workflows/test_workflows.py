@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.host.checkout import requires_comfyui
 from tests.workflows import validate
 
 WORKFLOWS = validate.ROOT / "workflows"
@@ -250,7 +251,7 @@ def object_info() -> dict:
     return shared_server().get_json("/object_info")
 
 
-@pytest.mark.skipif(not os.environ.get("COMFYUI_DIR"), reason="COMFYUI_DIR is not set")
+@requires_comfyui
 class TestAgainstLiveComfyUI:
     def test_our_nodes_are_listed_as_declared(self, object_info) -> None:
         ours = validate.our_declarations()
