@@ -7,6 +7,8 @@ through `fit_image`.
 Pictures cross to and from files as 8-bit RGB: `to_uint8` / `from_uint8` are the one conversion both ways.
 """
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -22,6 +24,35 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
 def from_uint8(pixels: np.ndarray) -> torch.Tensor:
     """uint8 RGB pixels [..., 3], as decoders give them -> float32 0..1."""
     return torch.from_numpy(pixels).float().div(255.0)
+
+
+# How far an IMAGE may stray outside 0..1 and still be taken (clamped): bicubic resizers such as ComfyUI's
+# ImageScale overshoot 0..1 pictures by up to about 0.25 at hard edges. A 0..255 picture is far beyond it.
+IMAGE_OVERSHOOT = 0.5
+
+
+def check_image(image: torch.Tensor, name: str = "image") -> None:
+    """InputError unless `image` holds finite values in ComfyUI's IMAGE range 0..1 (give or take resizer
+    overshoot); `name` says which input it is. Reduces over the tensor without copying it (a source video to
+    dub may be many frames)."""
+    if image.numel() == 0:
+        return
+    low, high = (float(value) for value in torch.aminmax(image.detach()))
+    if math.isnan(low) or math.isnan(high):
+        raise InputError(f"{name}: the picture contains NaN (not a number) values; expected an IMAGE with "
+                         "values from 0 to 1. Check the node that made it (a failed decode or a broken "
+                         "upstream node).")
+    if math.isinf(low) or math.isinf(high):
+        raise InputError(f"{name}: the picture contains infinite values (from {low:.9g} to {high:.9g}); "
+                         "expected an IMAGE with values from 0 to 1. Check the node that made it.")
+    if low < -IMAGE_OVERSHOOT or high > 1 + IMAGE_OVERSHOOT:
+        hint = ""
+        if high > 2 and low >= -IMAGE_OVERSHOOT:
+            hint = " It looks like a 0..255 picture: divide it by 255."
+        elif low >= -1 and high <= 1 + IMAGE_OVERSHOOT:
+            hint = " It looks like a -1..1 picture: map it with (x + 1) / 2."
+        raise InputError(f"{name}: the picture has values from {low:.9g} to {high:.9g}; expected an IMAGE "
+                         f"with values from 0 to 1 (ComfyUI's IMAGE range).{hint}")
 
 
 def cover_crop_box(src_width: int, src_height: int, width: int, height: int) -> tuple[int, int, int, int]:

@@ -12,9 +12,12 @@ says so before it starts.
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -94,6 +97,20 @@ class TextProgressBar:
             self._last_tenth = math.floor(fraction * 10)
             self.stream.write(line + "\n")
         self.stream.flush()
+
+
+@contextmanager
+def engine_warnings(log: TextIO) -> Iterator[None]:
+    """The engine's logged warnings (e.g. why an unfinished render cannot continue) on the demo's stream."""
+    handler = logging.StreamHandler(log)
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("warning: %(message)s"))
+    engine = logging.getLogger("magicinfinite_core")
+    engine.addHandler(handler)
+    try:
+        yield
+    finally:
+        engine.removeHandler(handler)
 
 
 def read_image(path: Path) -> torch.Tensor:
@@ -230,8 +247,9 @@ def run_demo(options: DemoOptions, *, log: TextIO | None = None) -> VideoResult:
     def sample_progress(step: StepProgress) -> None:
         bar.update(step.done, f"window {step.window + 1}/{step.num_windows}")
 
-    result = sample_video(bundle.model.module, bundle.vae, image, features, text, settings, sink=sink,
-                          callback=sample_progress)
+    with engine_warnings(log):
+        result = sample_video(bundle.model.module, bundle.vae, image, features, text, settings, sink=sink,
+                              callback=sample_progress)
     seconds = time.monotonic() - started
     log.write(f"Wrote {result.path.resolve()}: {result.num_frames} frames at {result.fps:g} fps, "
               f"{result.num_frames / result.fps:.2f} s, with audio (in {seconds:.0f} s).\n")

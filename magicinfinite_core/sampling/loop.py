@@ -16,6 +16,7 @@ video and a resumed render gives the same video as an uninterrupted one.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -27,15 +28,22 @@ from torch import nn
 
 from magicinfinite_core.audio.features import AudioFeatures, check_adapter_compatible
 from magicinfinite_core.errors import InputError
-from magicinfinite_core.imaging import fit_image
+from magicinfinite_core.imaging import check_image, fit_image
 from magicinfinite_core.latents import VideoVAE, decode, encode, image_conditioning, latent_frames
 from magicinfinite_core.masks.regions import Regions, check_binding
 from magicinfinite_core.models.config import WanConfig
 from magicinfinite_core.sampling.colour import match_colour
 from magicinfinite_core.sampling.guidance import Condition
-from magicinfinite_core.sampling.resume import ResumeState, fingerprint, module_fingerprint
+from magicinfinite_core.sampling.resume import ResumeState, fingerprint, module_fingerprint, warn_outdated
 from magicinfinite_core.sampling.settings import SamplerSettings
-from magicinfinite_core.sampling.sinks import FrameSink, MemorySink, Mp4Sink, VideoResult, finished_video
+from magicinfinite_core.sampling.sinks import (
+    PARTS_SUFFIX,
+    FrameSink,
+    MemorySink,
+    Mp4Sink,
+    VideoResult,
+    finished_video,
+)
 from magicinfinite_core.sampling.solvers import SOLVERS
 from magicinfinite_core.sampling.text import TextConditioning
 from magicinfinite_core.sampling.window import Window, plan_windows
@@ -86,6 +94,7 @@ def _check_inputs(model: AudioVideoModel, reference: torch.Tensor, audio: AudioF
         raise InputError(
             f"image: expected an IMAGE [frames, height, width, 3], got shape {tuple(reference.shape)}."
         )
+    check_image(reference, "image")
     if settings.guidance.needs_negative_text and text.negative is None:
         raise InputError(
             f"text: text_cfg {settings.text_cfg:g} needs a negative prompt; connect negative conditioning "
@@ -287,6 +296,9 @@ def stream_video(
     path = Path(directory) / f"{filename_prefix}_{digest[:12]}.mp4"
     if not path.resolve().is_relative_to(Path(directory).resolve()):
         raise InputError(f"filename_prefix: {filename_prefix!r} leads outside the output folder {directory}.")
+    stem = path.name.removesuffix(f"{digest[:12]}.mp4")  # renders of this prefix with other inputs
+    warn_outdated(path.parent.glob(f"{glob.escape(stem)}{'[0-9a-f]' * 12}.mp4{PARTS_SUFFIX}"),
+                  f"this render starts over as {path.name}; delete that folder to free its disk space.")
     if path.is_file():
         return finished_video(path, fps=audio.fps, num_frames=audio.num_frames, waveform=audio.waveform,
                               sample_rate=audio.sample_rate)
@@ -295,6 +307,18 @@ def stream_video(
                    sample_rate=audio.sample_rate, crf=crf)
     return _sample(model, vae, reference, audio, text, settings, sink, clip_tokens, regions,
                    torch.device(device), callback, digest)
+
+
+def _check_decoded(frames: torch.Tensor, window: Window, num_windows: int) -> None:
+    """Stop before NaN pixels reach the video: clamping would turn them into a black picture that looks
+    like a success. The image and audio were checked finite up front, so the model is the likely cause."""
+    if not torch.isfinite(frames).all():
+        raise InputError(
+            f"model: window {window.index + 1} of {num_windows} came out as NaN (not a number) pixels, so "
+            "the model produces invalid values: a damaged or NaN-filled model or LoRA file, a LoRA strength "
+            "far too high, or fp16 overflow (the VAE is the other suspect). Check the model, LoRA and VAE "
+            "files and the LoRA strengths; this window was not written."
+        )
 
 
 def _sample(model: AudioVideoModel, vae: VideoVAE, reference: torch.Tensor, audio: AudioFeatures,
@@ -318,6 +342,7 @@ def _sample(model: AudioVideoModel, vae: VideoVAE, reference: torch.Tensor, audi
                                           window.index * num_steps + step + 1, len(windows) * num_steps, x0))
 
             frames = sampler.sample(window, motion, on_step)
+            _check_decoded(frames, window, len(windows))
             following = windows[window.index + 1] if window.index + 1 < len(windows) else None
             if following is not None:
                 offset = following.start - window.start

@@ -5,6 +5,7 @@ errors for bad options."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import socket
 import wave
@@ -12,11 +13,14 @@ import wave
 import av
 import numpy as np
 import pytest
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from magicinfinite_core.__main__ import main
 from magicinfinite_core.mini import demo
 from magicinfinite_core.mini.bundle import EMBEDDED_BUNDLE_DIR, INFO_FILE, BundleInfo, load_bundle
 from magicinfinite_core.mini.demo import DEFAULT_OUT, describe_model
+from magicinfinite_core.sampling.resume import FORMAT_VERSION, STATE_FILE
 
 # The demo follows the shipped bundle's bundle.json (frame rate, window, steps), so do these tests.
 INFO = BundleInfo.from_json((EMBEDDED_BUNDLE_DIR / INFO_FILE).read_text(encoding="utf-8"))
@@ -153,3 +157,32 @@ def test_bad_files_are_reported_before_any_work(argv, expected, tmp_path, monkey
     err = capsys.readouterr().err
     assert f"error: {expected}" in err and "Model:" not in err  # nothing loaded or sampled
     assert not list(tmp_path.glob("*.mp4"))
+
+
+def test_an_unfinished_render_of_another_format_starts_over_and_the_demo_says_why(tmp_path, monkeypatch,
+                                                                                   capsys):
+    out, parts = tmp_path / "old.mp4", tmp_path / "old.mp4.parts"
+    argv = ["demo", "--seconds", str(TWO_WINDOWS_S), "--out", str(out)]
+    update, seen, interrupts = demo.TextProgressBar.update, [], [KeyboardInterrupt()]
+
+    def stop_in_window_2_once(bar, done, detail=""):
+        seen.append((bar.label.strip(), done))
+        if seen[-1] == ("sample", INFO.steps + 2) and interrupts:
+            raise interrupts.pop()
+        update(bar, done, detail)
+
+    monkeypatch.setattr(demo.TextProgressBar, "update", stop_in_window_2_once)
+    assert main(argv) == 130
+    capsys.readouterr()
+    # As the previous resume format saved it: the same inputs, digests made another way.
+    with safe_open(str(parts / STATE_FILE), framework="pt") as handle:
+        meta, motion = json.loads(handle.metadata()["state"]), handle.get_tensor("motion_frames")
+    save_file({"motion_frames": motion}, str(parts / STATE_FILE),
+              metadata={"state": json.dumps(meta | {"format": "1"})})
+    seen.clear()
+    assert main(argv) == 0
+    assert [done for label, done in seen if label == "sample"] == list(range(1, 2 * INFO.steps + 1))
+    assert (f"warning: {parts}: an unfinished render saved by another version of MagicInfinite (resume "
+            f"format 1; this version reads {FORMAT_VERSION}) cannot be continued: this render starts over "
+            "from the first window and replaces it.\n") in capsys.readouterr().err
+    assert probe(out)[0] == TWO_WINDOWS_FRAMES
