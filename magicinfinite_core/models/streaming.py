@@ -21,6 +21,7 @@ absent on the GPU machines we test on), has no byte budget and allocates per tra
 from __future__ import annotations
 
 import functools
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields, replace
@@ -33,6 +34,7 @@ from ..errors import InputError
 from .cast import CastLinear
 
 GiB = 1024**3
+_HOST_BUFFERS: weakref.WeakKeyDictionary[nn.Module, torch.Tensor] = weakref.WeakKeyDictionary()
 ALIGN = 256  # bytes between packed tensors: every dtype's alignment, and the CUDA copy engines' preference
 
 
@@ -89,8 +91,13 @@ class CudaTransfer:
         self.released: list[torch.cuda.Event | None] = [None] * slots
 
     def copy(self, slot: int, dst: torch.Tensor, src: torch.Tensor) -> None:
+        compute = torch.cuda.current_stream(self.device)
         with torch.cuda.stream(self.stream):
-            if self.released[slot] is not None:
+            if self.released[slot] is None:
+                # A fresh slot was allocated on the compute stream, whose earlier kernels may still use
+                # that memory under its previous owner.
+                self.stream.wait_stream(compute)
+            else:
                 self.stream.wait_event(self.released[slot])
             # src is a block's persistent pinned buffer: it outlives the asynchronous copy.
             dst.copy_(src, non_blocking=True)
@@ -158,10 +165,11 @@ class WeightGroup:
 
 class PackedBlock:
     """One block's tensors in one flat byte buffer (pinned on CUDA hosts); the block's weights become views
-    into it, so packing does not keep a second host copy."""
+    into it, so packing does not keep a second host copy. A block still pointing at the buffer of an earlier
+    streamer reuses it (no new pinned allocation and copy per render)."""
 
-    def __init__(self, group: WeightGroup, pin: bool) -> None:
-        self.group = group
+    def __init__(self, block: nn.Module, pin: bool) -> None:
+        self.group = group = WeightGroup(list(block.modules()))
         tensors = group.current()
         self.layout: list[tuple[int, torch.Size, torch.dtype]] = []
         offset = 0
@@ -169,11 +177,18 @@ class PackedBlock:
             self.layout.append((offset, t.shape, t.dtype))
             offset += _aligned(t.numel() * t.element_size())
         self.nbytes = offset
+        earlier = _HOST_BUFFERS.get(block)
+        if earlier is not None and earlier.is_pinned() == pin and earlier.numel() == offset and [
+            v.data_ptr() for v in self.views(earlier)
+        ] == [t.data_ptr() for t in tensors]:
+            self.host = earlier
+            return
         self.host = torch.empty(offset, dtype=torch.uint8, pin_memory=pin)
         views = self.views(self.host)
         for view, t in zip(views, tensors, strict=True):
             view.copy_(t)
         group.point_at(views)
+        _HOST_BUFFERS[block] = self.host
 
     def views(self, buffer: torch.Tensor) -> list[torch.Tensor]:
         out = []
@@ -278,7 +293,7 @@ class BlockStreamer:
         cuda = self.device.type == "cuda"
         self.transfer = transfer or (CudaTransfer(self.device, self.num_slots) if cuda else SyncTransfer())
         self.on_event = on_event or (lambda event: None)
-        self.packed = [PackedBlock(WeightGroup(modules), pin=cuda) for modules in _block_modules(model)]
+        self.packed = [PackedBlock(block, pin=cuda) for block in model.blocks]
         self.host_resident: list[torch.Tensor] = []
         self.slots: list[torch.Tensor] = []
         self.queue: deque[tuple[int, int]] = deque()  # (block, slot) copied and not yet released
