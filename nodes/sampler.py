@@ -7,7 +7,14 @@ import torch
 from PIL import Image
 
 from magicinfinite_core.errors import InputError
-from magicinfinite_core.latents import preview_rgb
+from magicinfinite_core.latents import latent_frames, preview_rgb
+from magicinfinite_core.models.streaming import (
+    BlockStreamer,
+    GiB,
+    activation_reserve,
+    auto_budget,
+    parse_budget,
+)
 from magicinfinite_core.sampling import (
     MOTION_MODES,
     SOLVERS,
@@ -16,6 +23,7 @@ from magicinfinite_core.sampling import (
     sample_video,
     stream_video,
 )
+from magicinfinite_core.sampling.settings import SIZE_MULTIPLE
 from magicinfinite_core.sampling.window import DEFAULT_MOTION_FRAMES, DEFAULT_WINDOW_FRAMES
 
 from .host import model_management, output_directory, progress_callback
@@ -25,12 +33,18 @@ PREVIEW_SIZE = 512
 
 
 @contextmanager
-def _on_compute_device(module: torch.nn.Module):
-    """The model on the host's compute device while sampling, back on the offload device after."""
+def _on_compute_device(module: torch.nn.Module, vram_budget_gb: str, settings: SamplerSettings):
+    """The model on the host's compute device while sampling, back on the offload device after; with a
+    budget ("auto" on CUDA) its blocks stream through the budget instead."""
     if model_management is None:
         yield torch.device("cpu")
         return
     device = model_management.get_torch_device()
+    budget = parse_budget(vram_budget_gb)
+    if budget is not None and (budget != "auto" or device.type == "cuda"):
+        with _streamed(module, device, budget, settings):
+            yield device
+        return
     # Make room first: the host may still hold other models (text encoder, CLIP vision, VAE) there.
     needed = model_management.module_size(module) + model_management.minimum_inference_memory()
     model_management.free_memory(needed, device)
@@ -39,6 +53,21 @@ def _on_compute_device(module: torch.nn.Module):
         yield device
     finally:
         module.to(model_management.unet_offload_device())
+        model_management.soft_empty_cache()
+
+
+@contextmanager
+def _streamed(module: torch.nn.Module, device: torch.device, budget: float | str, settings: SamplerSettings):
+    grid = (settings.height // SIZE_MULTIPLE) * (settings.width // SIZE_MULTIPLE)  # tokens per latent frame
+    tokens = latent_frames(settings.options.window_frames) * grid
+    reserve = activation_reserve(module.config.dim, module.config.ffn_dim, tokens)
+    wanted = model_management.module_size(module) if budget == "auto" else int(budget * GiB)
+    model_management.free_memory(wanted + reserve, device)  # the host unloads what it can spare
+    nbytes = auto_budget(device, reserve) if budget == "auto" else int(budget * GiB)
+    try:
+        with BlockStreamer(module, device, nbytes):
+            yield
+    finally:
         model_management.soft_empty_cache()
 
 
@@ -96,6 +125,11 @@ class MagicInfiniteSampler:
                     "CLIPVisionEncode of the portrait with clip_vision_h (crop none): helps identity.")}),
                 "options": ("MI_SAMPLER_OPTIONS", {"tooltip": (
                     "Advanced: window and motion frames, motion scheme, shift, sigmas, colour matching.")}),
+                "vram_budget_gb": ("STRING", {"default": "auto", "tooltip": (
+                    "GPU memory (GiB) the model's weights may take: its blocks stream in from pinned host "
+                    "memory, the next while the current computes. auto: the free memory minus what the "
+                    "activations need (all blocks stay on the card when they fit). off: the whole model "
+                    "moves to the card. Ignored on the CPU. Does not change the video.")}),
             },
         }
 
@@ -115,7 +149,7 @@ class MagicInfiniteSampler:
 
     def sample(self, model, image, audio, text, width: int, height: int, sampler: str, steps: int,
                text_cfg: float, audio_cfg: float, seed: int, output: str, filename_prefix: str,
-               vae=None, regions=None, clip_vision_output=None, options=None):
+               vae=None, regions=None, clip_vision_output=None, options=None, vram_budget_gb: str = "auto"):
         settings = SamplerSettings(width, height, sampler, steps, text_cfg, audio_cfg, seed,
                                    options if options is not None else SamplerOptions())
         vae = vae if vae is not None else model.vae
@@ -127,7 +161,7 @@ class MagicInfiniteSampler:
         arguments = {"clip_tokens": clip, "regions": regions,
                      "callback": lambda step: progress(step.done, _preview(step.latent)),
                      "resume_key": repr((model.dit.sources, model.dit.loras))}
-        with _on_compute_device(model.dit.module) as device:
+        with _on_compute_device(model.dit.module, vram_budget_gb, settings) as device:
             if output == "file":
                 result = stream_video(model.dit.module, vae, image, audio, text, settings, device=device,
                                       directory=output_directory(), filename_prefix=filename_prefix,
