@@ -10,8 +10,9 @@ Order of events per slot (what makes it safe; `Transfer` carries it out, CUDA ev
 copy(slot) waits until the compute stream released the slot's previous block, then copies; the compute
 stream waits for that copy before the block runs (`ready`), and releases the slot after the block ran.
 Fixed slots bound the memory exactly: the caching allocator never sees a block's weights freed while the
-CPU runs ahead of the GPU. Blocks not in a slot hold meta tensors, so a block that ran without its
-weights would fail loudly rather than compute on stale memory.
+CPU runs ahead of the GPU. Blocks not in a slot point at their host buffer (so `state_dict()`, e.g. for a
+resume fingerprint, still reads real weights; a block run there on a GPU fails on the device mismatch), or
+with `absent_on_meta` at meta tensors, which makes any block that runs outside its slot fail, also on a CPU.
 
 LoRA deltas kept beside fp8 weights (`CastLinear.patches`) are packed into their block's buffer and
 travel with it. diffusers' group offloading does the same job but is not a ComfyUI dependency (and is
@@ -200,7 +201,10 @@ class PackedBlock:
     def on_host(self) -> None:
         self.group.point_at(self.views(self.host))
 
-    def absent(self) -> None:
+    def absent(self, on_meta: bool) -> None:
+        if not on_meta:
+            self.on_host()
+            return
         self.group.point_at([torch.empty(shape, dtype=dtype, device="meta") for _, shape, dtype in
                              self.layout])
 
@@ -258,7 +262,8 @@ def parse_budget(value: str | float | None) -> float | Literal["auto"] | None:
 
 class BlockStreamer:
     """Context manager: inside it the model's resident part is on `device` and its blocks stream through
-    `budget` bytes. `on_event` receives every `StreamEvent` (tests count residency from them).
+    `budget` bytes. `on_event` receives every `StreamEvent` (tests count residency from them);
+    `absent_on_meta` (tests) leaves blocks outside their slot on meta tensors.
 
     Outside the context the model's weights are on the host again (pinned when the device is CUDA).
     """
@@ -271,6 +276,7 @@ class BlockStreamer:
         *,
         transfer: Transfer | None = None,
         on_event: Callable[[StreamEvent], None] | None = None,
+        absent_on_meta: bool = False,
     ) -> None:
         self.model = model
         self.device = torch.device(device)
@@ -293,6 +299,7 @@ class BlockStreamer:
         cuda = self.device.type == "cuda"
         self.transfer = transfer or (CudaTransfer(self.device, self.num_slots) if cuda else SyncTransfer())
         self.on_event = on_event or (lambda event: None)
+        self.absent_on_meta = absent_on_meta
         self.packed = [PackedBlock(block, pin=cuda) for block in model.blocks]
         self.host_resident: list[torch.Tensor] = []
         self.slots: list[torch.Tensor] = []
@@ -312,7 +319,7 @@ class BlockStreamer:
         self.slots = [torch.empty(self.block_nbytes, dtype=torch.uint8, device=self.device)
                       for _ in range(self.num_slots)]
         for packed in self.packed:
-            packed.absent()
+            packed.absent(self.absent_on_meta)
         self._fill()
         if self.streaming:
             for index, block in enumerate(self.model.blocks):
@@ -358,7 +365,7 @@ class BlockStreamer:
     def _release_head(self) -> None:
         block, slot = self.queue.popleft()
         self.transfer.release(slot)
-        self.packed[block].absent()
+        self.packed[block].absent(self.absent_on_meta)
         self.in_slots -= self.packed[block].nbytes
         self._emit("release", block, slot)
 

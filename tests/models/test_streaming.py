@@ -85,7 +85,8 @@ def test_streamed_output_equals_resident_output_with_fp8_and_lora(slots):
     expected = run(model, inputs)
     events: list[StreamEvent] = []
     budget = slots_budget(model, slots)
-    with BlockStreamer(model, "cpu", budget, transfer=DeferredTransfer(), on_event=events.append) as streamer:
+    with BlockStreamer(model, "cpu", budget, transfer=DeferredTransfer(), on_event=events.append,
+                       absent_on_meta=True) as streamer:
         assert streamer.streaming and streamer.num_slots == slots
         first = run(model, inputs)
         second = run(model, inputs)  # the ring wraps into the next forward
@@ -124,7 +125,7 @@ def test_residency_counted_from_events_never_exceeds_the_budget_and_blocks_are_a
             on_meta = block.ffn[0].weight.is_meta and block.ffn[0].patches[0].up.is_meta
             assert on_meta == (index not in placed), (event, index)
 
-    with BlockStreamer(model, "cpu", budget, on_event=count):
+    with BlockStreamer(model, "cpu", budget, on_event=count, absent_on_meta=True):
         run(model, inputs)
     assert peak == resident + 2 * block_bytes(model) <= budget
 
@@ -134,7 +135,7 @@ def test_next_block_is_copied_before_the_current_one_computes_and_slots_alternat
     inputs = make_inputs(model.config, speakers=1)
     transfer = DeferredTransfer()
     computed: list[int] = []
-    with BlockStreamer(model, "cpu", slots_budget(model, 2), transfer=transfer):
+    with BlockStreamer(model, "cpu", slots_budget(model, 2), transfer=transfer, absent_on_meta=True):
         for index, block in enumerate(model.blocks):  # registered after the streamer's hooks: runs after them
             block.register_forward_pre_hook(
                 lambda *_, i=index: computed.append(i) or transfer.log.append(("run", i)))
@@ -160,7 +161,8 @@ def test_an_interrupted_forward_does_not_derail_the_next():
     def fail(*_):
         raise RuntimeError("cancelled")
 
-    with BlockStreamer(model, "cpu", slots_budget(model, 2), transfer=DeferredTransfer()):
+    budget = slots_budget(model, 2)
+    with BlockStreamer(model, "cpu", budget, transfer=DeferredTransfer(), absent_on_meta=True):
         hook = model.blocks[2].register_forward_pre_hook(fail)
         with pytest.raises(RuntimeError, match="cancelled"):
             run(model, inputs)
@@ -173,11 +175,39 @@ def test_a_budget_holding_every_block_loads_once_and_streams_nothing():
     inputs = make_inputs(model.config, speakers=1)
     expected = run(model, inputs)
     events: list[StreamEvent] = []
-    with BlockStreamer(model, "cpu", slots_budget(model, NUM_BLOCKS + 3), on_event=events.append) as streamer:
+    with BlockStreamer(model, "cpu", slots_budget(model, NUM_BLOCKS + 3), on_event=events.append,
+                       absent_on_meta=True) as streamer:
         assert not streamer.streaming
         run(model, inputs)
         torch.testing.assert_close(run(model, inputs), expected, rtol=0, atol=0)
     assert [e.kind for e in events] == ["copy"] * NUM_BLOCKS + ["ready"] * NUM_BLOCKS
+
+
+def test_by_default_blocks_outside_their_slot_read_as_the_host_weights():
+    """What reads the weights while streaming (a resume fingerprint) sees the real values."""
+    model = fp8_model_with_loras()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with BlockStreamer(model, "cpu", slots_budget(model, 1)):
+        inside = model.state_dict()
+        assert inside.keys() == before.keys()
+        for key, value in before.items():
+            assert inside[key].equal(value), key
+
+
+def test_a_second_streamer_reuses_the_pinned_buffers_and_a_changed_lora_is_repacked():
+    model = fp8_model_with_loras()
+    inputs = make_inputs(model.config, speakers=1)
+    first = BlockStreamer(model, "cpu", slots_budget(model, 1))
+    again = BlockStreamer(model, "cpu", slots_budget(model, 2))
+    assert [p.host.data_ptr() for p in again.packed] == [p.host.data_ptr() for p in first.packed]
+    layer = model.blocks[3].ffn[0]
+    layer.patches = [patch.apply(lambda t: 2 * t) for patch in layer.patches]
+    expected = run(model, inputs)
+    changed = BlockStreamer(model, "cpu", slots_budget(model, 2), absent_on_meta=True)
+    assert changed.packed[3].host.data_ptr() != first.packed[3].host.data_ptr()
+    assert changed.packed[2].host.data_ptr() == first.packed[2].host.data_ptr()
+    with changed:
+        torch.testing.assert_close(run(model, inputs), expected, rtol=0, atol=0)
 
 
 def test_a_budget_below_one_block_names_the_option_and_the_need():

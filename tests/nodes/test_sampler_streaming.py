@@ -2,6 +2,7 @@
 "auto" is off where the compute device is not CUDA, and a budget below one block is a clear error."""
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -97,3 +98,22 @@ def test_a_budget_below_one_block_is_a_clear_error(model, monkeypatch):
         sample(model, vram_budget_gb="0.000001")
     with pytest.raises(InputError, match="vram_budget_gb: expected 'auto'"):
         sample(model, vram_budget_gb="lots")
+
+
+def test_a_streamed_file_render_fingerprints_the_real_weights(model, monkeypatch, tmp_path):
+    """A file render hashes the model's weights while it streams: same file name as without a budget."""
+    monkeypatch.setattr(sampler_node, "model_management", Management)
+    monkeypatch.setattr(sampler_node, "output_directory", lambda: tmp_path / "off")
+    plain = MagicInfiniteSampler().sample(**file_inputs(model, vram_budget_gb="off"))["result"][3]
+    module = model.dit.module
+    budget = (resident_bytes(module) + block_bytes(module) + 1024) / GiB
+    monkeypatch.setattr(sampler_node, "output_directory", lambda: tmp_path / "streamed")
+    streamed = MagicInfiniteSampler().sample(**file_inputs(model, vram_budget_gb=repr(budget)))["result"][3]
+    assert Path(streamed).name == Path(plain).name
+
+
+def file_inputs(model, **overrides) -> dict:
+    return {"model": model, "image": make_picture(), "audio": make_audio(12), "text": make_text(),
+            "width": 32, "height": 32, "sampler": "distilled", "steps": 1, "text_cfg": 1.0, "audio_cfg": 1.0,
+            "seed": 3, "output": "file", "filename_prefix": "t", "vae": make_vae(),
+            "options": SamplerOptions(window_frames=17, motion_frames=5), **overrides}
