@@ -132,10 +132,14 @@ class FrontEnd:
         self._cache: tuple[int, Tensor] | None = None
 
     def read(self, start: int, stop: int) -> Tensor:
+        return self._standardised(start, stop).to(self.device)
+
+    def _standardised(self, start: int, stop: int) -> Tensor:
+        """Samples [start, stop) where the reader keeps them (the host), standardised if the model wants."""
         samples = self.read_raw(start, stop)
         if self.scale != 1.0 or self.shift != 0.0:
             samples = (samples - self.shift) * self.scale
-        return samples.to(self.device)
+        return samples
 
     def _sample_pieces(self, step: int):
         for start in range(0, self.num_samples, step):
@@ -157,30 +161,33 @@ class FrontEnd:
         The first convolution has one input channel, so channel c's output at t is w_c . x_t + b_c with x_t
         the t-th window of samples: its mean and variance over the clip follow from the mean and the
         covariance of the windows (kernel x kernel), without computing the 512-channel output twice.
+        The sums run in float64 on the CPU (not every accelerator has float64, e.g. Apple's MPS); only the
+        float32 scale and shift go to the compute device.
         """
         conv = self.layers[0].conv
         kernel, stride = conv.kernel_size[0], conv.stride[0]
         outputs = (self.num_samples - kernel) // stride + 1
         step = self.plan.cnn_piece_frames * self.geometry.hop // stride  # windows per piece
-        total = torch.zeros(kernel, dtype=torch.float64, device=self.device)
-        gram = torch.zeros(kernel, kernel, dtype=torch.float64, device=self.device)
+        total = torch.zeros(kernel, dtype=torch.float64)
+        gram = torch.zeros(kernel, kernel, dtype=torch.float64)
         for first in range(0, outputs, step):
             last = min(first + step, outputs)
-            samples = self.read(first * stride, (last - 1) * stride + kernel).to(torch.float64)
+            samples = self._standardised(first * stride, (last - 1) * stride + kernel)
+            samples = samples.to("cpu", torch.float64)
             windows = samples.unfold(0, kernel, stride)
             total += windows.sum(dim=0)
             gram += windows.T @ windows
         window_mean = total / outputs
         covariance = gram / outputs - torch.outer(window_mean, window_mean)
-        weight = conv.weight[:, 0, :].to(torch.float64)
+        weight = conv.weight[:, 0, :].to("cpu", torch.float64)
         mean = weight @ window_mean
         if conv.bias is not None:
-            mean = mean + conv.bias.to(torch.float64)
+            mean = mean + conv.bias.to("cpu", torch.float64)
         var = ((weight @ covariance) * weight).sum(dim=1).clamp(min=0)
         norm = self.layers[0].layer_norm
-        scale = norm.weight.to(torch.float64) / torch.sqrt(var + norm.eps)
-        shift = norm.bias.to(torch.float64) - mean * scale
-        return scale.to(torch.float32), shift.to(torch.float32)
+        scale = norm.weight.to("cpu", torch.float64) / torch.sqrt(var + norm.eps)
+        shift = norm.bias.to("cpu", torch.float64) - mean * scale
+        return scale.to(self.device, torch.float32), shift.to(self.device, torch.float32)
 
     def _first_layer(self, samples: Tensor) -> Tensor:
         layer = self.layers[0]
