@@ -347,7 +347,7 @@ def window(table: Table, setup: Setup, device: torch.device, pass_seconds: dict[
                           "model + everything else")
 
 
-def setup_for(small: bool, blocks: int) -> Setup:
+def setup_for(small: bool, blocks: int, budget_gb: tuple[float, ...]) -> Setup:
     if small:
         config = tiny_config(num_layers=4)
         shapes = (Shape("480x832x81 (small: 64x96x9)", 9, 64, 96),
@@ -356,7 +356,7 @@ def setup_for(small: bool, blocks: int) -> Setup:
         budgets = tuple((f"resident+{k} blocks", functools.partial(_blocks_budget, k)) for k in (1, 2, 3))
         return Setup(config, shapes, budgets, min(blocks, 2))
     shapes = (Shape("480x832x81", 81, 480, 832), Shape("flashtalk 768x448x33", 33, 448, 768))
-    budgets = tuple((f"{gb} GB", functools.partial(_fixed_budget, gb * GiB)) for gb in (12, 16, 24))
+    budgets = tuple((f"{gb:g} GB", functools.partial(_fixed_budget, int(gb * GiB))) for gb in budget_gb)
     return Setup(WAN_14B, shapes, budgets, blocks)
 
 
@@ -376,19 +376,26 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=None,
                         help="timed passes after one warm-up, the fastest kept (default 3; --small 1)")
     parser.add_argument("--budget-dtypes", default="fp8,bf16", help="dtypes of the budget section")
+    parser.add_argument("--budgets", default="12,16,24", help="budgets in GB for the budget section")
+    parser.add_argument("--sections", default="pass,budget,window", help="which of pass, budget, window run")
     parser.add_argument("--out", type=Path, default=None, help="also write gpu.md and gpu.json here")
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.backends.cuda.matmul.allow_tf32 = True
-    setup = setup_for(args.small, args.blocks)
+    setup = setup_for(args.small, args.blocks, tuple(float(gb) for gb in args.budgets.split(",")))
+    sections = set(args.sections.split(","))
     repeats = args.repeats or (1 if args.small else 3)
     table = Table()
     log(f"bench/gpu.py on {device}{' (small shapes)' if args.small else ''}")
     section(table, "card")(card)(table, device)
-    pass_seconds = section(table, "pass")(passes)(table, setup, device, repeats) or {}
-    budget_dtypes = tuple(d for d in args.budget_dtypes.split(",") if d in DTYPES)
-    section(table, "budget")(budgets)(table, setup, device, budget_dtypes)
-    section(table, "window")(window)(table, setup, device, pass_seconds, repeats)
+    pass_seconds = {}
+    if "pass" in sections:
+        pass_seconds = section(table, "pass")(passes)(table, setup, device, repeats) or {}
+    if "budget" in sections:
+        budget_dtypes = tuple(d for d in args.budget_dtypes.split(",") if d in DTYPES)
+        section(table, "budget")(budgets)(table, setup, device, budget_dtypes)
+    if "window" in sections:
+        section(table, "window")(window)(table, setup, device, pass_seconds, repeats)
     table.add("total", "bench wall time", time.perf_counter() - STARTED, "s")
     text = table.markdown()
     print(text, flush=True)
