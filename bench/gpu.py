@@ -20,6 +20,12 @@ Sections (each runs on its own: an error is printed and the rest still runs):
    (4 x the scaled pass of section 2) and everything else: the audio projection of the window (the real
    14B-shaped adapter projection), a VAE stand-in (the pack's small mini VAE: encode of the reference and
    decode of the window; the real Wan VAE is much heavier and is not there) and the colour match (kornia).
+5. sampler: the real window sampler end to end with the embedded MagicInfinite-Mini (audio encoder, text
+   encoder, DiT, VAE; frames kept in memory): on the CPU, on the device with the whole DiT there, and on the
+   device with its blocks streamed through the smallest budget (resident part + one block). Prints the wall
+   time of each and the largest frame difference from the CPU's video (float32 everywhere, so only kernel
+   rounding may differ). Unlike the other sections it needs the pack's own dependencies (PyAV, kornia), as
+   the pack does: carry their wheels to a bare GPU machine.
 """
 
 from __future__ import annotations
@@ -347,6 +353,59 @@ def window(table: Table, setup: Setup, device: torch.device, pass_seconds: dict[
                           "model + everything else")
 
 
+def sampler(table: Table, device: torch.device, seconds: float) -> None:
+    from magicinfinite_core.assets import load_sample_portrait
+    from magicinfinite_core.audio import SpeakerTrack, embed_audio
+    from magicinfinite_core.mini.bundle import load_bundle
+    from magicinfinite_core.mini.world import synthesize_speech
+    from magicinfinite_core.sampling import (
+        SamplerOptions,
+        SamplerSettings,
+        build_text_conditioning,
+        sample_video,
+    )
+
+    bundle = load_bundle()
+    info = bundle.info
+    track = synthesize_speech(7, seconds, sample_rate=16000)
+    features = embed_audio(bundle.audio_encoder, [SpeakerTrack(track.waveform[None], track.sample_rate)],
+                           fps=info.fps)
+    text = build_text_conditioning(schedule=info.default_prompt, negative_prompt=info.negative_prompt,
+                                   encode=lambda words: bundle.text_encoder.encode([words]))
+    settings = SamplerSettings(
+        info.width, info.height, "distilled", info.steps, seed=3,
+        options=SamplerOptions(window_frames=info.window_frames, motion_frames=info.motion_frames,
+                               shift=info.shift, colour_match=0.0),
+    )
+    model, image = bundle.model.module, load_sample_portrait()
+
+    def render(on: torch.device) -> tuple[torch.Tensor, float]:
+        sync(on)
+        start = time.perf_counter()
+        frames = sample_video(model, bundle.vae, image, features, text, settings, device=on).frames
+        sync(on)
+        return frames, time.perf_counter() - start
+
+    reference, cpu_s = render(torch.device("cpu"))
+    note = f"{features.num_frames} frames, {info.width}x{info.height}, {info.steps} steps"
+    table.add("sampler", "mini cpu: wall", cpu_s, "s", note)
+    runs = {"whole model on the device": None,
+            "blocks streamed (resident + 1 block)": resident_bytes(model) + block_bytes(model)}
+    for label, budget in runs.items():
+        if budget is None:
+            model.to(device)
+            try:
+                frames, run_s = render(device)
+            finally:
+                model.to("cpu")
+        else:
+            with BlockStreamer(model, device, budget):
+                frames, run_s = render(device)
+        table.add("sampler", f"mini {device.type} {label}: wall", run_s, "s", note)
+        table.add("sampler", f"mini {device.type} {label}: max |frame - cpu frame|",
+                  (frames - reference).abs().max().item(), "", "0..1 pixels")
+
+
 def setup_for(small: bool, blocks: int, budget_gb: tuple[float, ...]) -> Setup:
     if small:
         config = tiny_config(num_layers=4)
@@ -377,7 +436,10 @@ def main() -> int:
                         help="timed passes after one warm-up, the fastest kept (default 3; --small 1)")
     parser.add_argument("--budget-dtypes", default="fp8,bf16", help="dtypes of the budget section")
     parser.add_argument("--budgets", default="12,16,24", help="budgets in GB for the budget section")
-    parser.add_argument("--sections", default="pass,budget,window", help="which of pass, budget, window run")
+    parser.add_argument("--sections", default="pass,budget,window,sampler",
+                        help="which of pass, budget, window, sampler run")
+    parser.add_argument("--seconds", type=float, default=None,
+                        help="length of the sampler section's video (default 6; --small 1.5)")
     parser.add_argument("--out", type=Path, default=None, help="also write gpu.md and gpu.json here")
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -396,6 +458,9 @@ def main() -> int:
         section(table, "budget")(budgets)(table, setup, device, budget_dtypes)
     if "window" in sections:
         section(table, "window")(window)(table, setup, device, pass_seconds, repeats)
+    if "sampler" in sections:
+        seconds = args.seconds or (1.5 if args.small else 6.0)
+        section(table, "sampler")(sampler)(table, device, seconds)
     table.add("total", "bench wall time", time.perf_counter() - STARTED, "s")
     text = table.markdown()
     print(text, flush=True)

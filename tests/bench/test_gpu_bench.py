@@ -15,7 +15,7 @@ BLOCKED = ("import sys; "
 
 def test_gpu_bench_runs_small_on_cpu_without_av_kornia_comfyui(tmp_path):
     script = (f"{BLOCKED}; import runpy; sys.argv = ['bench/gpu.py', '--device', 'cpu', '--small', "
-              f"'--budget-dtypes', 'fp8', '--out', {str(tmp_path)!r}]; "
+              f"'--budget-dtypes', 'fp8', '--sections', 'pass,budget,window', '--out', {str(tmp_path)!r}]; "
               "runpy.run_path('bench/gpu.py', run_name='__main__')")
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
                           timeout=600)
@@ -45,3 +45,17 @@ def test_gpu_bench_runs_small_on_cpu_without_av_kornia_comfyui(tmp_path):
     slots = [row["note"] for row in rows
              if row["item"].startswith("fp8 budget") and row["item"].endswith("peak")]
     assert [note.split(" of ")[0] for note in slots] == ["1", "2", "3"]
+
+
+def test_gpu_bench_sampler_section_matches_the_cpu_video(tmp_path):
+    """The sampler section needs the pack's own dependencies (PyAV, kornia): the GPU run carries them."""
+    command = [sys.executable, "bench/gpu.py", "--device", "cpu", "--small", "--sections", "sampler",
+               "--out", str(tmp_path)]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    values = {row["item"]: row["value"] for row in json.loads((tmp_path / "gpu.json").read_text())}
+    assert "error" not in values, values
+    assert isinstance(values["mini cpu: wall"], float) and values["mini cpu: wall"] > 0
+    # The real sampler on the "device" (the CPU here) gives the CPU's video exactly, streamed or not.
+    for label in ("whole model on the device", "blocks streamed (resident + 1 block)"):
+        assert values[f"mini cpu {label}: max |frame - cpu frame|"] == 0.0
