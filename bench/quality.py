@@ -1,63 +1,94 @@
-"""MagicInfinite-Mini quality figures on world seeds never used in training.
+# ruff: noqa: E402  (imports follow the sys.path line that makes them this checkout's)
+"""MagicInfinite-Mini quality figures: what a viewer sees, against the world's ground truth, on unseen seeds.
 
-    OMP_NUM_THREADS=1 python bench/quality.py [--run-dir training/runs/mini] [--clips 6] [--drift-seconds 120]
+    OMP_NUM_THREADS=1 python bench/quality.py [--bundle FOLDER] [--run-dir training/runs/mini] [--clips 6]
+                                              [--fidelity-clips 3] [--drift-seconds 120] [--only SECTIONS]
+    OMP_NUM_THREADS=1 python bench/quality.py --only codec --vae training/runs/mini/vae/checkpoint.safetensors
 
-Everything runs through the pack's own path: the bundle's encoders, `embed_audio`, `sample_video` with the
-sampler's settings (33-frame windows, 9 motion frames), regions as `masks.Regions`. The student is the
-shipped bundle (4-step distilled schedule, one pass a step); the teacher is the stage-2 model the recipe
-keeps in its run folder (16 dpmpp_2m steps with text + audio CFG, three passes a step).
+The world renders the true video for the same seed, audio and prompt, so every figure compares the
+model's video with it. Everything runs through the pack's own path: the bundle's encoders, `embed_audio`,
+`sample_video` with the bundle's settings (33-frame windows, 9 motion frames, 4 distilled steps), regions
+as `masks.Regions`. The student is the bundle's DiT; the teacher (stage 2, 16 dpmpp_2m steps with text +
+audio CFG) is compared when the recipe's run folder keeps it (teacher.safetensors).
 
-- Lip sync: Pearson correlation, per clip, between the generated mouth opening (darkness inside the
-  clip's known mouth box, the union over the clip's frames) and the clip's audio loudness envelope; mean
-  over clips. Shuffled-audio control: the same generated mouths against another clip's envelope. The
-  ground-truth video's own correlation is the ceiling of this measurement, and the ground truth passed
-  through the bundle's VAE (encode + decode) the ceiling of any model that works in its latent space.
-- Speaker binding: two characters talking on independent tracks, regions = left/right halves; each mouth's
-  correlation with its own track and with the other character's track.
-- Drift: a long video from a still portrait, student, with and without colour matching; per segment, the
-  face box's mean colour distance to the reference (RGB, 0-255) and its mean absolute pixel difference to
-  the reference outside the mouth box (0-255).
-- Distillation: model calls per window, seconds per window, student lip sync as a fraction of the teacher's.
+- Codec (the VAE alone): PSNR of the photos of people and things scikit-image ships (never seen in
+  training; centre-cropped to the model's 64x64 as the demo fits an --image; its texture photos apart) and
+  of world portraits; frame-to-frame change inside latent
+  groups / across group boundaries, through the VAE and in the ground truth (whose ratio is ~1: a VAE that
+  crushes in-group motion and dumps it at the boundary scores far below).
+- Fidelity per window index (8 s clips): PSNR and SSIM of the face box (union over the clip) against the
+  ground truth, the same for the ground truth through the VAE (the ceiling), and the eye band's contrast
+  relative to the reference frame's (`measure_eye_contrast`: where the world draws the eyes). Windows
+  2..N must not fall below window 1.
+- The 8 s demo (`python -m magicinfinite_core demo --seconds 8`: sample portrait, generated voice, seed 0):
+  the mean frame change across window seams / the median change of the steps that change the picture
+  (>= 0.002 mean |d| on 0..1 RGB) inside windows; the share of consecutive frames differing by < 0.002;
+  in-group / cross-group change; eye-band contrast per window relative to the portrait's.
+- Lip sync: Pearson r, per clip, between the generated mouth opening (darkness inside the clip's known mouth
+  box, every frame) and the audio loudness envelope; mean over clips; shuffled-audio control (another
+  clip's envelope). Ceilings: the ground truth itself, and the ground truth through the VAE.
+- Speaker binding: two characters on independent tracks, regions = left/right halves; each mouth's r with
+  its own track and with the other's.
+- Drift: a long video from a still portrait, with and without colour matching; per segment, the face
+  box's mean colour distance to the reference (RGB, 0-255) and mean absolute difference outside the mouth.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-import torch
+ROOT = Path(__file__).resolve().parents[1]
+# This checkout's engine (not another installed copy) and the recipe's teacher settings (top-level training/)
+sys.path.insert(0, str(ROOT))
 
+import kornia
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+
+from magicinfinite_core.assets import SAMPLE_PORTRAIT_SEED, SAMPLE_SPEECH_SEED, load_sample_portrait
 from magicinfinite_core.audio import SpeakerTrack, embed_audio
 from magicinfinite_core.checkpoints import load_model
-from magicinfinite_core.latents import decode, encode
+from magicinfinite_core.imaging import fit_image
+from magicinfinite_core.latents import TIME_STRIDE, decode, encode
 from magicinfinite_core.masks.regions import Regions
 from magicinfinite_core.mini.bundle import MiniBundle, load_bundle
+from magicinfinite_core.mini.vae import SmallVideoVAE
 from magicinfinite_core.mini.world import (
     ClipSpec,
     correlation,
     generate_clip,
+    mean_frame_change,
+    measure_eye_contrast,
     measure_mouth_opening,
     render_portrait,
     synthesize_speech,
     union_boxes,
 )
 from magicinfinite_core.sampling import SamplerOptions, SamplerSettings, TextConditioning, sample_video
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # the recipe's teacher settings live in the top-level training/ folder
-from training.distill import (  # noqa: E402
+from magicinfinite_core.sampling.window import Window, plan_windows
+from training.distill import (
     TEACHER_AUDIO_CFG,
     TEACHER_SOLVER,
     TEACHER_STEPS,
     TEACHER_TEXT_CFG,
 )
-from training.recipe import DEFAULT_RUN_DIR  # noqa: E402
+from training.recipe import DEFAULT_RUN_DIR
 
 FIRST_SEED = 2_000_000  # training uses seeds below 1,000,000
 CLIP_SECONDS = 4.0
+FIDELITY_SECONDS = 8.0
+DEMO_SECONDS = 8.0
+STILL = 0.002  # mean |d| on 0..1 RGB below which two frames look the same
+# scikit-image's photos of people and things (what a user passes as --image), and its texture photos
+# (brick, grass, gravel: a blur of their mean colour already scores high on them)
+PHOTOS = ("astronaut", "camera", "cat", "coffee", "coins", "rocket")
+TEXTURES = ("brick", "grass", "gravel")
 
 
 @dataclass(frozen=True)
@@ -68,6 +99,7 @@ class Sampler:
     steps: int
     text_cfg: float
     audio_cfg: float
+    shift: float | None = None
 
     @property
     def calls_per_window(self) -> int:
@@ -78,7 +110,7 @@ class Sampler:
         return SamplerSettings(width=64, height=64, solver=self.solver, steps=self.steps,
                                text_cfg=self.text_cfg, audio_cfg=self.audio_cfg, seed=seed,
                                options=SamplerOptions(window_frames=33, motion_frames=9,
-                                                      colour_match=colour_match))
+                                                      colour_match=colour_match, shift=self.shift))
 
 
 def render(bundle: MiniBundle, sampler: Sampler, reference: torch.Tensor, tracks: list[torch.Tensor],
@@ -96,10 +128,153 @@ def render(bundle: MiniBundle, sampler: Sampler, reference: torch.Tensor, tracks
     return result.frames, time.perf_counter() - started, windows
 
 
+def round_trip(bundle: MiniBundle, frames: torch.Tensor) -> torch.Tensor:
+    """Frames through the VAE (encode + decode); frames past the last 4k+1 are dropped."""
+    return decode(bundle.vae, encode(bundle.vae, frames))
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(10 * torch.log10(1.0 / F.mse_loss(a, b).clamp_min(1e-10)))
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Mean SSIM of frames [N, H, W, 3] (7x7 Gaussian window)."""
+    return float(kornia.metrics.ssim(a.permute(0, 3, 1, 2), b.permute(0, 3, 1, 2), 7).mean())
+
+
+def group_change_ratio(step_changes: torch.Tensor, first_frame: int = 0) -> tuple[float, float]:
+    """Mean change of steps inside a latent group and across group boundaries, for frames counted from a
+    window's first frame (`first_frame` = the first step's frame index in the window): frame 0 is a latent
+    of its own, then groups of 4, so step j -> j+1 crosses a boundary when j % 4 == 0."""
+    index = torch.arange(len(step_changes)) + first_frame
+    cross = index % TIME_STRIDE == 0
+    return float(step_changes[~cross].mean()), float(step_changes[cross].mean())
+
+
+# --- codec -------------------------------------------------------------------------------------------------
+
+def photos(size: int, names: tuple[str, ...] = PHOTOS) -> dict[str, torch.Tensor]:
+    """scikit-image's sample photos, as [1, size, size, 3] 0..1 (greys repeated on RGB)."""
+    import skimage.data  # bench-only dependency: `pip install scikit-image`
+
+    out = {}
+    for name in names:
+        image = torch.from_numpy(getattr(skimage.data, name)()).float() / 255.0
+        if image.ndim == 2:
+            image = image[..., None].expand(-1, -1, 3)
+        out[name] = fit_image(image[None, ..., :3].contiguous(), size, size)
+    return out
+
+
+def codec(bundle: MiniBundle, clips: int) -> dict[str, float]:
+    figures: dict[str, float] = {}
+    photo_psnr = {name: psnr(round_trip(bundle, image), image) for name, image in photos(64).items()}
+    figures["photo PSNR"] = sum(photo_psnr.values()) / len(photo_psnr)
+    figures.update({f"photo {name}": value for name, value in photo_psnr.items()})
+    textures = {name: psnr(round_trip(bundle, image), image) for name, image in photos(64, TEXTURES).items()}
+    figures["texture PSNR"] = sum(textures.values()) / len(textures)
+    portraits = [render_portrait(FIRST_SEED + 300 + k, 64, 64).frames for k in range(clips)]
+    figures["portrait PSNR"] = sum(psnr(round_trip(bundle, p), p) for p in portraits) / clips
+    inside, across, true_inside, true_across = [], [], [], []
+    for k in range(clips):
+        clip = generate_clip(FIRST_SEED + k, ClipSpec(num_frames=int(CLIP_SECONDS * 25)))
+        decoded = round_trip(bundle, clip.frames)
+        a, b = group_change_ratio(mean_frame_change(decoded))
+        inside.append(a)
+        across.append(b)
+        a, b = group_change_ratio(mean_frame_change(clip.frames[: decoded.shape[0]]))
+        true_inside.append(a)
+        true_across.append(b)
+    figures["VAE in-group change"] = sum(inside) / clips
+    figures["VAE cross-group change"] = sum(across) / clips
+    figures["truth in-group change"] = sum(true_inside) / clips
+    figures["truth cross-group change"] = sum(true_across) / clips
+    figures["VAE group ratio"] = figures["VAE in-group change"] / figures["VAE cross-group change"]
+    figures["truth group ratio"] = figures["truth in-group change"] / figures["truth cross-group change"]
+    return figures
+
+
+# --- fidelity per window -----------------------------------------------------------------------------------
+
+def fidelity(bundle: MiniBundle, sampler: Sampler, clips: int, seconds: float) -> dict[str, list[float]]:
+    """Per window index, means over clips: student PSNR / SSIM, VAE-ceiling PSNR / SSIM, eye-band contrast
+    of the student and of the ceiling relative to the reference frame's."""
+    num_frames = int(seconds * 25)
+    windows = plan_windows(num_frames, 33, 9)
+    rows: dict[str, list[list[float]]] = {k: [[] for _ in windows] for k in (
+        "psnr", "ssim", "ceiling psnr", "ceiling ssim", "contrast", "ceiling contrast")}
+    for k in range(clips):
+        clip = generate_clip(FIRST_SEED + 400 + k, ClipSpec(num_frames=num_frames))
+        regions = Regions(clip.face_masks.any(dim=1).float())
+        frames, *_ = render(bundle, sampler, clip.frames[:1], [clip.audio[0]], clip.prompt, regions, seed=k)
+        ceiling = round_trip(bundle, clip.frames)
+        x0, y0, x1, y1 = union_boxes(clip.face_boxes)[0].tolist()
+        faces = clip.face_boxes[0]
+        reference_contrast = float(measure_eye_contrast(clip.frames[:1], faces[0])[0])
+        for w in windows:
+            stop = min(w.output_stop, ceiling.shape[0])
+            span = slice(w.output_start, stop)
+            truth = clip.frames[span, y0:y1, x0:x1]
+            for prefix, video in (("", frames), ("ceiling ", ceiling)):
+                crop = video[span, y0:y1, x0:x1]
+                rows[f"{prefix}psnr"][w.index].append(psnr(crop, truth))
+                rows[f"{prefix}ssim"][w.index].append(ssim(crop, truth))
+                contrast = measure_eye_contrast(video[span], faces[span]).mean() / reference_contrast
+                rows[f"{prefix}contrast"][w.index].append(float(contrast))
+    return {key: [sum(v) / len(v) for v in values] for key, values in rows.items()}
+
+
+# --- the 8 s demo ------------------------------------------------------------------------------------------
+
+def demo_video(bundle: MiniBundle, seconds: float) -> tuple[torch.Tensor, tuple[Window, ...], torch.Tensor]:
+    """The demo's video (sample portrait, generated voice, default prompt, seed 0), its windows and the
+    portrait fitted to the video."""
+    info = bundle.info
+    portrait = fit_image(load_sample_portrait(), info.width, info.height)
+    voice = synthesize_speech(SAMPLE_SPEECH_SEED, seconds).waveform
+    sampler = Sampler("student", bundle.model.module, "distilled", info.steps, 1.0, 1.0, shift=info.shift)
+    frames, *_ = render(bundle, sampler, portrait, [voice], info.default_prompt, None, seed=0)
+    return frames, plan_windows(frames.shape[0], info.window_frames, info.motion_frames), portrait
+
+
+def temporal(frames: torch.Tensor, windows: tuple[Window, ...]) -> dict[str, float]:
+    step = mean_frame_change(frames)
+    seams = torch.tensor([w.output_start - 1 for w in windows[1:]], dtype=torch.long)
+    inside = torch.ones(len(step), dtype=torch.bool)
+    inside[seams] = False
+    changing = step[inside][step[inside] >= STILL]
+    median = float(changing.median()) if len(changing) else float("nan")
+    in_group, cross_group = [], []
+    for w in windows:  # steps between this window's own output frames, counted from the window's start
+        own = step[w.output_start : w.output_stop - 1]
+        if len(own):
+            a, b = group_change_ratio(own, w.output_start - w.start)
+            in_group.append(a)
+            cross_group.append(b)
+    return {
+        "seam change": float(step[seams].mean()) if len(seams) else float("nan"),
+        "median changing step": median,
+        "seam ratio": float(step[seams].mean()) / median if len(seams) else float("nan"),
+        "still share": float((step < STILL).float().mean()),
+        "group ratio": statistics.fmean(in_group) / statistics.fmean(cross_group),
+    }
+
+
+def demo_contrast(frames: torch.Tensor, windows: tuple[Window, ...], portrait: torch.Tensor) -> list[float]:
+    """Eye-band contrast per window relative to the portrait's (the sample portrait's face box, rendered at
+    the video size; the head sways a little around it)."""
+    face = render_portrait(SAMPLE_PORTRAIT_SEED, frames.shape[1], frames.shape[2]).face_boxes[0, 0]
+    reference = float(measure_eye_contrast(portrait, face)[0])
+    return [float(measure_eye_contrast(frames[w.output_start:w.output_stop], face).mean()) / reference
+            for w in windows]
+
+
+# --- lip sync, binding, drift ------------------------------------------------------------------------------
+
 def lip_sync(bundle: MiniBundle, samplers: list[Sampler], clips: int) -> dict[str, dict[str, float]]:
     spec = ClipSpec(num_frames=int(CLIP_SECONDS * 25), num_characters=1)
     figures = {s.name: {"sync": [], "control": [], "seconds": 0.0, "windows": 0} for s in samplers}
-    truth, codec = [], []
+    truth, codec_sync = [], []
     envelopes, mouths = [], {s.name: [] for s in samplers}
     for k in range(clips):
         clip = generate_clip(FIRST_SEED + k, spec)
@@ -107,9 +282,9 @@ def lip_sync(bundle: MiniBundle, samplers: list[Sampler], clips: int) -> dict[st
         regions = Regions(clip.face_masks.any(dim=1).float())
         envelopes.append(clip.loudness[0])
         truth.append(correlation(measure_mouth_opening(clip.frames, box)[0], clip.loudness[0]))
-        round_trip = decode(bundle.vae, encode(bundle.vae, clip.frames))  # drops frames past the last 4k+1
-        codec.append(correlation(measure_mouth_opening(round_trip, box)[0],
-                                 clip.loudness[0, : round_trip.shape[0]]))
+        decoded = round_trip(bundle, clip.frames)
+        codec_sync.append(correlation(measure_mouth_opening(decoded, box)[0],
+                                      clip.loudness[0, : decoded.shape[0]]))
         for sampler in samplers:
             frames, seconds, windows = render(bundle, sampler, clip.frames[:1], [clip.audio[0]], clip.prompt,
                                               regions, seed=k)
@@ -125,7 +300,7 @@ def lip_sync(bundle: MiniBundle, samplers: list[Sampler], clips: int) -> dict[st
         f["control"] = sum(f["control"]) / clips
         f["seconds_per_window"] = f["seconds"] / f["windows"]
     figures["ground truth"] = {"sync": sum(truth) / clips}
-    figures["VAE round trip"] = {"sync": sum(codec) / clips}
+    figures["VAE round trip"] = {"sync": sum(codec_sync) / clips}
     return figures
 
 
@@ -170,53 +345,133 @@ def drift(bundle: MiniBundle, sampler: Sampler, seconds: float, segment_s: float
     return out
 
 
+def _cells(values: list[float], fmt: str = "{:6.2f}") -> str:
+    return " ".join(fmt.format(v) for v in values)
+
+
+SECTIONS = ("codec", "fidelity", "demo", "lipsync", "binding", "drift")
+
+
+def load_vae_weights(bundle: MiniBundle, path: Path) -> MiniBundle:
+    """The bundle with its VAE's weights from `path`: a bundle's vae.safetensors or a recipe checkpoint
+    (its `module.vae.` tensors), to measure a VAE in training. Only the codec figures mean something then:
+    the DiT reads the latent space of the VAE it was trained with."""
+    tensors = load_file(str(path))
+    prefix = "module.vae."
+    if any(k.startswith(prefix) for k in tensors):
+        tensors = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    vae = SmallVideoVAE(bundle.info.vae_width)
+    vae.load_state_dict({k: v.float() for k, v in tensors.items()})
+    return replace(bundle, vae=vae.eval().requires_grad_(False))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR)
+    parser.add_argument("--bundle", type=Path, default=None, help="bundle folder (default: the embedded one)")
+    parser.add_argument("--vae", type=Path, default=None,
+                        help="VAE weights to measure instead of the bundle's (use with --only codec)")
+    parser.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR,
+                        help="recipe run folder whose teacher.safetensors is compared, when present")
+    parser.add_argument("--only", default=",".join(SECTIONS),
+                        help=f"comma-separated sections to run (default: all of {','.join(SECTIONS)})")
     parser.add_argument("--clips", type=int, default=6)
+    parser.add_argument("--fidelity-clips", type=int, default=3)
     parser.add_argument("--drift-seconds", type=float, default=120.0)
     parser.add_argument("--segment-seconds", type=float, default=20.0)
     args = parser.parse_args()
+    sections = set(args.only.split(","))
+    if sections - set(SECTIONS):
+        parser.error(f"--only: unknown sections {sorted(sections - set(SECTIONS))}; choose from {SECTIONS}")
     torch.set_num_threads(1)
-    bundle = load_bundle()
+    bundle = load_bundle(args.bundle)
+    if args.vae is not None:
+        bundle = load_vae_weights(bundle, args.vae)
+    info = bundle.info
+    student = Sampler("student", bundle.model.module, "distilled", info.steps, 1.0, 1.0)
+    samplers = [student]
     teacher_file = args.run_dir / "teacher.safetensors"
-    if not teacher_file.is_file():
-        raise SystemExit(f"{teacher_file} not found: run `python -m training.recipe` first (it keeps the "
-                         "teacher there).")
-    teacher = load_model(teacher_file, compute_dtype=torch.float32).module
-    student = Sampler("student", bundle.model.module, "distilled", bundle.info.steps, 1.0, 1.0)
-    base = Sampler("teacher", teacher, TEACHER_SOLVER, TEACHER_STEPS, TEACHER_TEXT_CFG, TEACHER_AUDIO_CFG)
-    print(f"bundle: {bundle.name} (trained: {bundle.info.trained}); seeds from {FIRST_SEED} (unseen)")
+    if teacher_file.is_file() and "lipsync" in sections:
+        teacher = load_model(teacher_file, compute_dtype=torch.float32).module
+        samplers.insert(0, Sampler("teacher", teacher, TEACHER_SOLVER, TEACHER_STEPS, TEACHER_TEXT_CFG,
+                                   TEACHER_AUDIO_CFG))
+    print(f"bundle: {bundle.name} {info.recipe} (trained: {info.trained}) from "
+          f"{args.bundle or 'the package'}{f', VAE from {args.vae}' if args.vae else ''}; seeds from "
+          f"{FIRST_SEED} (unseen); teacher: {teacher_file if len(samplers) > 1 else 'none'}")
+    goals = []
 
-    figures = lip_sync(bundle, [base, student], args.clips)
-    print(f"\nLip sync over {args.clips} one-speaker clips of {CLIP_SECONDS:g} s "
-          "(Pearson r, mouth vs envelope)")
-    print(f"  ground-truth video (measurement ceiling): {figures['ground truth']['sync']:.3f}")
-    print(f"  ground truth through the VAE (codec ceiling): {figures['VAE round trip']['sync']:.3f}")
-    for s in (base, student):
-        f = figures[s.name]
-        print(f"  {s.name:8s} r = {f['sync']:.3f}   shuffled-audio control r = {f['control']:.3f}")
+    if "codec" in sections:
+        c = codec(bundle, args.clips)
+        print("\nCodec (the VAE alone)")
+        print(f"  photo PSNR (scikit-image photos at 64x64, never trained on): {c['photo PSNR']:.2f} dB  ("
+              + ", ".join(f"{n} {c[f'photo {n}']:.1f}" for n in PHOTOS) + ")")
+        print(f"  texture photo PSNR ({', '.join(TEXTURES)}): {c['texture PSNR']:.2f} dB")
+        print(f"  world portrait PSNR: {c['portrait PSNR']:.2f} dB")
+        print(f"  frame change in-group / cross-group: VAE {c['VAE in-group change']:.4f} / "
+              f"{c['VAE cross-group change']:.4f} = {c['VAE group ratio']:.2f}; ground truth "
+              f"{c['truth in-group change']:.4f} / {c['truth cross-group change']:.4f} = "
+              f"{c['truth group ratio']:.2f}")
+        goals += [("in-group / cross-group change through the VAE", c["VAE group ratio"], ">=", 0.7),
+                  ("photo PSNR through the VAE (held out), dB", c["photo PSNR"], ">=", 22.0)]
 
-    print("\nDistillation (per 33-frame window, 64x64, 1 CPU thread)")
-    for s in (base, student):
-        f = figures[s.name]
-        print(f"  {s.name:8s} {s.calls_per_window:3d} model calls, "
-              f"{f['seconds_per_window']:.2f} s per window")
-    ratio = figures["student"]["seconds_per_window"] / figures["teacher"]["seconds_per_window"]
-    print(f"  student time / teacher time = {ratio:.3f}; student lip sync / teacher = "
-          f"{figures['student']['sync'] / figures['teacher']['sync']:.2f}")
+    if "fidelity" in sections:
+        fid = fidelity(bundle, student, args.fidelity_clips, FIDELITY_SECONDS)
+        worst = min(fid["psnr"][1:]) / fid["psnr"][0]
+        print(f"\nFidelity per window ({args.fidelity_clips} clips of {FIDELITY_SECONDS:g} s, face box, "
+              "student)")
+        print(f"  window               {_cells(list(range(1, len(fid['psnr']) + 1)), '{:6d}')}")
+        print(f"  PSNR dB              {_cells(fid['psnr'])}")
+        print(f"  PSNR dB, VAE ceiling {_cells(fid['ceiling psnr'])}")
+        print(f"  SSIM                 {_cells(fid['ssim'], '{:6.3f}')}")
+        print(f"  SSIM, VAE ceiling    {_cells(fid['ceiling ssim'], '{:6.3f}')}")
+        print(f"  eye contrast / reference's {_cells(fid['contrast'])}")
+        print(f"  ... VAE ceiling            {_cells(fid['ceiling contrast'])}")
+        print(f"  worst later window's PSNR / window 1's = {worst:.3f}")
+        goals.append(("worst window's face PSNR / window 1's", worst, ">=", 0.95))
 
-    own, other = binding(bundle, student, max(2, args.clips // 2))
-    print(f"\nSpeaker binding (student, two characters, regions = halves): own track r = {own:.3f}, "
-          f"other track r = {other:.3f}")
+    if "demo" in sections:
+        frames, windows, portrait = demo_video(bundle, DEMO_SECONDS)
+        t = temporal(frames, windows)
+        contrast = demo_contrast(frames, windows, portrait)
+        print(f"\nThe {DEMO_SECONDS:g} s demo (sample portrait, generated voice, seed 0; "
+              f"{len(windows)} windows)")
+        print(f"  seam change {t['seam change']:.4f} / median changing step "
+              f"{t['median changing step']:.4f} = {t['seam ratio']:.2f}")
+        print(f"  consecutive frames differing by < {STILL}: {100 * t['still share']:.0f} %")
+        print(f"  in-group / cross-group change: {t['group ratio']:.2f}")
+        print(f"  eye contrast per window / portrait's: {_cells(contrast)}")
+        goals += [("seam change / median changing step (8 s demo)", t["seam ratio"], "<=", 1.15),
+                  (f"consecutive demo frames differing by < {STILL}", t["still share"], "<", 0.05)]
 
-    rows = drift(bundle, student, args.drift_seconds, args.segment_seconds)
-    print(f"\nDrift over {args.drift_seconds:g} s (student; per {args.segment_seconds:g} s segment: face "
-          "colour distance / face pixel distance outside the mouth, 0-255)")
-    for colour_match, label in ((0.0, "no colour match"), (1.0, "colour match 1.0")):
-        cells = "  ".join(f"{c:5.1f}/{p:5.1f}" for c, p in rows[colour_match])
-        print(f"  {label:17s} {cells}")
+    if "lipsync" in sections:
+        figures = lip_sync(bundle, samplers, args.clips)
+        print(f"\nLip sync over {args.clips} one-speaker clips of {CLIP_SECONDS:g} s "
+              "(Pearson r per frame, mouth vs envelope)")
+        print(f"  ground-truth video (measurement ceiling): {figures['ground truth']['sync']:.3f}")
+        print(f"  ground truth through the VAE (codec ceiling): {figures['VAE round trip']['sync']:.3f}")
+        for s in samplers:
+            f = figures[s.name]
+            print(f"  {s.name:8s} r = {f['sync']:.3f}   shuffled-audio control r = {f['control']:.3f}   "
+                  f"{s.calls_per_window} model calls, {f['seconds_per_window']:.2f} s per window")
+        goals.append(("lip sync r, student", figures["student"]["sync"], ">=", 0.80))
+
+    if "binding" in sections:
+        own, other = binding(bundle, student, max(2, args.clips // 2))
+        print(f"\nSpeaker binding (student, two characters, regions = halves): own track r = {own:.3f}, "
+              f"other track r = {other:.3f}")
+
+    if "drift" in sections and args.drift_seconds > 0:
+        rows = drift(bundle, student, args.drift_seconds, args.segment_seconds)
+        print(f"\nDrift over {args.drift_seconds:g} s (student; per {args.segment_seconds:g} s segment: face "
+              "colour distance / face pixel distance outside the mouth, 0-255)")
+        for colour_match, label in ((0.0, "no colour match"), (1.0, "colour match 1.0")):
+            cells = "  ".join(f"{c:5.1f}/{p:5.1f}" for c, p in rows[colour_match])
+            print(f"  {label:17s} {cells}")
+
+    print("\nGoals")
+    for name, value, op, goal in goals:
+        met = value >= goal if op == ">=" else value <= goal if op == "<=" else value < goal
+        print(f"  {name:48s} {value:7.3f}  goal {op} {goal:g}  {'met' if met else 'not met'}")
 
 
 if __name__ == "__main__":

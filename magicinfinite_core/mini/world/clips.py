@@ -162,6 +162,25 @@ def measure_mouth_opening(frames: torch.Tensor, mouth_boxes: torch.Tensor) -> to
     return ((1.0 - luma)[None] * inside).sum(dim=(2, 3)) / inside.sum(dim=(2, 3)).clamp_min(1.0)
 
 
+def measure_eye_contrast(frames: torch.Tensor, face_boxes: torch.Tensor) -> torch.Tensor:
+    """Eye detail read from pixels: per frame [N], the standard deviation of luma in the eye band of the face
+    box (its middle 80 % of width, 40-56 % of height, where the eyes are drawn: white, iris and pupil on
+    skin). Without eyes only skin is left and the figure falls. face_boxes [N, 4] per frame, or [4]."""
+    luma = frames[..., 0] * 0.299 + frames[..., 1] * 0.587 + frames[..., 2] * 0.114
+    boxes = face_boxes.expand(frames.shape[0], 4).tolist()
+    out = []
+    for frame, (x0, y0, x1, y1) in zip(luma, boxes, strict=True):
+        w, h = x1 - x0, y1 - y0
+        rows = slice(y0 + round(0.40 * h), y0 + round(0.56 * h))
+        out.append(frame[rows, x0 + round(0.1 * w):x1 - round(0.1 * w)].std())
+    return torch.stack(out)
+
+
+def mean_frame_change(frames: torch.Tensor) -> torch.Tensor:
+    """[N-1] mean absolute difference between consecutive frames [N, H, W, 3] (0..1 RGB)."""
+    return (frames[1:] - frames[:-1]).abs().mean(dim=(1, 2, 3))
+
+
 def correlation(a: torch.Tensor, b: torch.Tensor) -> float:
     """Pearson correlation of two tracks [N] (in float64); 0 where either is constant."""
     a, b = a.double() - a.double().mean(), b.double() - b.double().mean()
