@@ -192,13 +192,16 @@ def describe_model(bundle: MiniBundle) -> str:
     parameters = sum(p.numel() for p in bundle.model.module.parameters()) / 1e6
     size = f"{parameters:.1f}M-parameter DiT, {info.width}x{info.height} pixels at {info.fps:g} fps"
     if info.trained:
-        what = ("trained only on a procedural world of cartoon faces (docs/mini.md): expect a cartoon face "
-                "whose mouth follows the voice, not a photoreal portrait")
+        what = ("trained only on a procedural world of cartoon faces (docs/mini.md): it animates that "
+                "cartoon world only. Expect a cartoon face whose mouth follows the voice; a photo given with "
+                "--image comes back in frame 0 only as well as its 64x64 codec keeps it, and is then drawn "
+                "as a cartoon face")
     else:
         what = ("with UNTRAINED, randomly initialised weights: the video shows the pipeline working end to "
                 "end (audio, text, windows, streaming to MP4), not a talking face")
-    return (f"Model: {bundle.name}, a small stand-in model ({size}) {what}. Real videos need the Wan2.1 + "
-            "InfiniteTalk/MultiTalk checkpoints in ComfyUI (see README.md).")
+    return (f"Model: {bundle.name}, a small stand-in model ({size}) {what}. Talking videos of a real "
+            "portrait, at 480p or 720p and any length, need the Wan2.1-I2V-14B + InfiniteTalk/MultiTalk "
+            "checkpoints in ComfyUI (see README.md).")
 
 
 def run_demo(options: DemoOptions, *, log: TextIO | None = None) -> VideoResult:

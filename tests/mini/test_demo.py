@@ -123,7 +123,8 @@ def test_the_model_is_described_as_a_stand_in_trained_or_not():
     trained = dataclasses.replace(bundle, info=dataclasses.replace(bundle.info, trained=True))
     assert "small stand-in" in describe_model(untrained) and "UNTRAINED" in describe_model(untrained)
     assert "small stand-in" in describe_model(trained) and "UNTRAINED" not in describe_model(trained)
-    assert "cartoon" in describe_model(trained)
+    assert "cartoon" in describe_model(trained) and "world only" in describe_model(trained)
+    assert "Wan2.1-I2V-14B" in describe_model(trained)
 
 
 @pytest.mark.parametrize("argv, expected", [
