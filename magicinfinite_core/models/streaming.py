@@ -228,10 +228,11 @@ def block_bytes(model: nn.Module) -> int:
 
 
 def activation_reserve(dim: int, ffn_dim: int, tokens: int, batch: int = 1) -> int:
-    """Rough device bytes one block's forward needs beside the weights (the float32 residual stream and
-    its normed copies, q/k/v and attention output, the feed-forward hidden state), plus 1 GiB for the
-    library workspaces and the largest weight cast to the compute dtype."""
-    return batch * tokens * (32 * dim + 4 * ffn_dim) + GiB
+    """Device bytes a forward needs beside the weights: per token 20 bytes per model channel (the float32
+    residual stream and its normed copy, q/k/v and the attention output) and 4 per feed-forward channel (its
+    hidden state and activation), plus 1 GiB for library workspaces and allocator fragmentation. At the 14B
+    shape and 480x832x81 (32,760 tokens) that is 5.8 GiB; bench/gpu.py measured 4.8 GiB on an H200."""
+    return batch * tokens * (20 * dim + 4 * ffn_dim) + GiB
 
 
 def auto_budget(device: torch.device, reserve: int) -> int:
