@@ -27,6 +27,7 @@ from ..models.cast import CastLinear
 from ..models.config import WanConfig
 from ..models.wan import WanModel
 from .config_inference import describe, infer_config, read_hints
+from .folders import model_folder
 from .fp8 import FP8, dequantize, is_fp8, quantize_fp8, scale_for
 from .layouts import Layout, detect_layout, is_adapter_key
 from .lora import LoraDelta, LoraSpec, read_lora
@@ -79,8 +80,9 @@ def load_model(
     storage_dtype: torch.dtype | None = None,
     device: torch.device | str = "cpu",
 ) -> LoadedModel:
-    """Load a DiT file (single safetensors or shards), optionally an adapter file beside it and a chain
-    of LoRAs, into a WanModel whose sub-layers compute in `compute_dtype`."""
+    """Load a DiT (a safetensors file, shards, or a diffusers-layout folder with config.json such as
+    SoulX-FlashTalk's), optionally an adapter file beside it and a chain of LoRAs, into a WanModel whose
+    sub-layers compute in `compute_dtype`."""
     if compute_dtype not in COMPUTE_DTYPES.values():
         raise InputError(f"compute dtype: expected one of bf16, fp16, fp32, got {compute_dtype}")
     if storage_dtype is not None and storage_dtype not in STORAGE_DTYPES.values():
@@ -88,19 +90,29 @@ def load_model(
             f"weight storage dtype: expected fp8_e4m3fn, bf16, fp16 or fp32, got {storage_dtype}"
         )
 
-    base = open_tensor_file(dit_path)
+    folder = model_folder(Path(dit_path))
+    if folder is None:
+        base = open_tensor_file(dit_path)
+    else:
+        try:
+            base = open_tensor_file(folder.weights)
+        except CheckpointError as exc:
+            raise CheckpointError(f"{folder.path}: {exc}") from exc
     adapter = None if adapter_path is None else open_tensor_file(adapter_path)
     names = base.name if adapter is None else f"{base.name} + {adapter.name}"
     sources = _sources(base, adapter)
     shapes = {key: src.file.infos[src.key].shape for key, src in sources.items()}
 
-    hints = read_hints(base.metadata, base.name)
+    hints = {} if folder is None else folder.hints()
+    hints.update(read_hints(base.metadata, base.name))
     if adapter is not None:
         hints.update(read_hints(adapter.metadata, adapter.name))
     try:
         config = infer_config(shapes, hints)
     except CheckpointError as exc:
         raise CheckpointError(f"{names}: {exc}") from exc
+    if folder is not None:
+        folder.check(config, adapter_file=adapter is not None)
 
     with torch.device("meta"):
         module = WanModel(config)
