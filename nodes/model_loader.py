@@ -45,10 +45,10 @@ class MagicInfiniteModelLoader:
             "required": {
                 "dit_name": ([EMBEDDED_BUNDLE_NAME, *list_models("diffusion_models")], {"tooltip": (
                     "Wan2.1 DiT from models/diffusion_models (safetensors: Wan native, ComfyUI repackaged "
-                    "bf16/fp16/fp8_e4m3fn/fp8_scaled, or shards; for a model folder with config.json such as "
-                    "SoulX-FlashTalk-14B, pick any of its shards). Size, t2v/i2v and a built-in audio adapter "
-                    f"are read from the tensors. {EMBEDDED_BUNDLE_NAME}: the small stand-in model shipped "
-                    "with the pack (no download), with its own adapter, VAE and text encoder.")}),
+                    "bf16/fp16/fp8_e4m3fn/fp8_scaled, or shards; for a model folder with config.json such "
+                    "as SoulX-FlashTalk-14B, pick any of its shards). Size, t2v/i2v and a built-in audio "
+                    f"adapter are read from the tensors. {EMBEDDED_BUNDLE_NAME}: the small stand-in model "
+                    "shipped with the pack (no download), with its own adapter, VAE and text encoder.")}),
                 "adapter_name": ([NO_ADAPTER, *list_models("model_patches")], {
                     "default": NO_ADAPTER, "tooltip": (
                     "MultiTalk / InfiniteTalk audio adapter from models/model_patches (the file ComfyUI's "

@@ -23,6 +23,7 @@ from magicinfinite_core.sampling import (
     sample_video,
     stream_video,
 )
+from magicinfinite_core.sampling.presets import NO_PRESET, PRESET_CHOICES, with_preset
 from magicinfinite_core.sampling.settings import SIZE_MULTIPLE
 from magicinfinite_core.sampling.window import DEFAULT_MOTION_FRAMES, DEFAULT_WINDOW_FRAMES
 
@@ -124,7 +125,8 @@ class MagicInfiniteSampler:
                 "clip_vision_output": ("CLIP_VISION_OUTPUT", {"tooltip": (
                     "CLIPVisionEncode of the portrait with clip_vision_h (crop none): helps identity.")}),
                 "options": ("MI_SAMPLER_OPTIONS", {"tooltip": (
-                    "Advanced: window and motion frames, motion scheme, shift, sigmas, colour matching.")}),
+                    "Advanced: window and motion frames, motion scheme, shift, sigmas, colour matching, or "
+                    "a preset (e.g. flashtalk) that also sets size, sampler, steps and CFG.")}),
                 "vram_budget_gb": ("STRING", {"default": "auto", "tooltip": (
                     "GPU memory (GiB) the model's weights may take: its blocks stream in from pinned host "
                     "memory, the next while the current computes. auto: the free memory minus what the "
@@ -150,8 +152,9 @@ class MagicInfiniteSampler:
     def sample(self, model, image, audio, text, width: int, height: int, sampler: str, steps: int,
                text_cfg: float, audio_cfg: float, seed: int, output: str, filename_prefix: str,
                vae=None, regions=None, clip_vision_output=None, options=None, vram_budget_gb: str = "auto"):
-        settings = SamplerSettings(width, height, sampler, steps, text_cfg, audio_cfg, seed,
-                                   options if options is not None else SamplerOptions())
+        chosen = SamplerSettings(width, height, sampler, steps, text_cfg, audio_cfg, seed,
+                                 options if options is not None else SamplerOptions())
+        settings = with_preset(chosen, audio.fps)
         vae = vae if vae is not None else model.vae
         if vae is None:
             raise InputError("vae: connect a VAE (VAELoader with the Wan2.1 VAE, wan_2.1_vae.safetensors); "
@@ -202,6 +205,10 @@ class MagicInfiniteSamplerOptions:
                     "Counters colour drift in videos over about a minute.")}),
             },
             "optional": {
+                "preset": (list(PRESET_CHOICES), {"default": NO_PRESET, "tooltip": (
+                    "flashtalk: SoulX-FlashTalk's published settings (its commit 688982e): 448x768, 33-frame "
+                    "windows with 5 motion frames, distilled sampler, 4 steps, shift 5, colour match 1, no "
+                    "CFG, 25 fps audio. It replaces those inputs of the sampler and this node.")}),
                 "sigmas": ("SIGMAS", {"tooltip": (
                     "A custom noise schedule (flow-matching sigmas, 1 to 0); replaces steps and shift.")}),
             },
@@ -215,9 +222,10 @@ class MagicInfiniteSamplerOptions:
     DESCRIPTION = "Advanced MagicInfinite sampler options: how windows join, the schedule, colour matching."
 
     def build(self, window_frames: int, motion_frames: int, motion_mode: str, shift: float,
-              colour_match: float, sigmas=None):
+              colour_match: float, sigmas=None, preset: str = NO_PRESET):
         return (SamplerOptions(window_frames, motion_frames, motion_mode, shift if shift > 0 else None,
-                               None if sigmas is None else tuple(sigmas.flatten().tolist()), colour_match),)
+                               None if sigmas is None else tuple(sigmas.flatten().tolist()), colour_match,
+                               preset),)
 
 
 NODE_CLASS_MAPPINGS = {

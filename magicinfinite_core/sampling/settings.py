@@ -10,6 +10,7 @@ import torch
 
 from magicinfinite_core.errors import InputError
 from magicinfinite_core.sampling.guidance import Guidance
+from magicinfinite_core.sampling.presets import NO_PRESET, check_preset_name
 from magicinfinite_core.sampling.schedules import default_shift, distilled_sigmas, flow_sigmas, user_sigmas
 from magicinfinite_core.sampling.solvers import SOLVERS
 from magicinfinite_core.sampling.window import (
@@ -34,8 +35,10 @@ class SamplerOptions:
     shift: float | None = None  # None: 5 for "distilled", else by resolution (480p 7, 720p 11)
     sigmas: tuple[float, ...] | None = None  # a user schedule; replaces steps and shift
     colour_match: float = 0.0  # 0 off .. 1 full Lab mean/std transfer to the reference
+    preset: str = NO_PRESET  # a published configuration; `presets.with_preset` applies it
 
     def __post_init__(self) -> None:
+        check_preset_name(self.preset)
         check_window(self.window_frames, self.motion_frames)
         if self.motion_mode not in MOTION_MODES:
             raise InputError(f"motion_mode: expected one of {MOTION_MODES}, got {self.motion_mode!r}.")

@@ -148,3 +148,19 @@ def test_options_node_builds_sampler_options() -> None:
     assert options.shift == 3.0 and options.sigmas is None
     with pytest.raises(InputError, match="motion_frames"):
         MagicInfiniteSamplerOptions().build(17, 17, "infinitetalk", 0.0, 0.0)
+
+
+def test_the_options_preset_replaces_the_samplers_settings(loaded, monkeypatch) -> None:
+    (options,) = MagicInfiniteSamplerOptions().build(17, 5, "infinitetalk", 0.0, 0.0, preset="flashtalk")
+    seen = []
+
+    def capture(model, vae, image, audio, text, settings, **kwargs):
+        seen.append(settings)
+        raise InputError("stop here")
+
+    monkeypatch.setattr(sampler_node, "sample_video", capture)
+    with pytest.raises(InputError, match="stop here"):
+        MagicInfiniteSampler().sample(**inputs(loaded, options=options, steps=8, text_cfg=3.0))
+    (settings,) = seen
+    assert (settings.width, settings.height, settings.steps, settings.text_cfg) == (448, 768, 4, 1.0)
+    assert (settings.options.window_frames, settings.options.motion_frames) == (33, 5)
