@@ -131,7 +131,7 @@ def test_sampler_uses_the_models_vae_unless_one_is_connected(embedded, monkeypat
 
     monkeypatch.setattr(sampler_node, "sample_video", fake_sample_video)
     host_vae = SmallVideoVAE(8)
-    audio = SimpleNamespace(num_frames=12)
+    audio = SimpleNamespace(num_frames=12, fps=25.0)
     for vae in (None, host_vae):
         with pytest.raises(RuntimeError, match="stop here"):
             MagicInfiniteSampler().sample(**sampler_inputs(embedded, audio, None), vae=vae)
