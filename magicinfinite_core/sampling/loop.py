@@ -34,6 +34,7 @@ from magicinfinite_core.masks.regions import Regions, check_binding
 from magicinfinite_core.models.config import WanConfig
 from magicinfinite_core.sampling.colour import match_colour
 from magicinfinite_core.sampling.guidance import Condition
+from magicinfinite_core.sampling.live import LiveSink, playlist_path, publish_finished
 from magicinfinite_core.sampling.resume import ResumeState, fingerprint, module_fingerprint, warn_outdated
 from magicinfinite_core.sampling.settings import SamplerSettings
 from magicinfinite_core.sampling.sinks import (
@@ -285,11 +286,13 @@ def stream_video(
     callback: ProgressCallback | None = None,
     resume_key: str = "",
     crf: int = 18,
+    live: bool = False,
 ) -> VideoResult:
     """`sample_video` streamed into `directory/<filename_prefix>_<inputs hash>.mp4` (H.264 + AAC).
 
     The name comes from the inputs, so running the same inputs again continues an interrupted render, or
-    returns the finished file as it is, and different inputs never overwrite each other's video.
+    returns the finished file as it is, and different inputs never overwrite each other's video. `live`
+    also publishes each finished window to the HLS playlist `directory/<filename_prefix>.m3u8` (live.py).
     """
     _check_inputs(model, reference, audio, text, settings, regions)
     digest = run_hash(model, vae, reference, audio, text, settings, clip_tokens, regions, resume_key)
@@ -299,12 +302,18 @@ def stream_video(
     stem = path.name.removesuffix(f"{digest[:12]}.mp4")  # renders of this prefix with other inputs
     warn_outdated(path.parent.glob(f"{glob.escape(stem)}{'[0-9a-f]' * 12}.mp4{PARTS_SUFFIX}"),
                   f"this render starts over as {path.name}; delete that folder to free its disk space.")
+    playlist = playlist_path(Path(directory), filename_prefix) if live else None
     if path.is_file():
+        if playlist is not None:
+            publish_finished(playlist, path, audio.fps, audio.num_frames)
         return finished_video(path, fps=audio.fps, num_frames=audio.num_frames, waveform=audio.waveform,
                               sample_rate=audio.sample_rate)
     path.parent.mkdir(parents=True, exist_ok=True)
-    sink = Mp4Sink(path, num_frames=audio.num_frames, fps=audio.fps, waveform=audio.waveform,
-                   sample_rate=audio.sample_rate, crf=crf)
+    sink: FrameSink = Mp4Sink(path, num_frames=audio.num_frames, fps=audio.fps, waveform=audio.waveform,
+                              sample_rate=audio.sample_rate, crf=crf)
+    if playlist is not None:
+        sink = LiveSink(sink, playlist,
+                        max_segment_frames=min(settings.options.window_frames, audio.num_frames))
     return _sample(model, vae, reference, audio, text, settings, sink, clip_tokens, regions,
                    torch.device(device), callback, digest)
 

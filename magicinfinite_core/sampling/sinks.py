@@ -165,7 +165,8 @@ class Mp4Sink:
     def resume_store(self) -> ResumeStore:
         return ResumeStore(self.parts)
 
-    def _segment(self, window_index: int) -> Path:
+    def segment_path(self, window_index: int) -> Path:
+        """The finished H.264 segment of one window (until `finish` joins them)."""
         return self.parts / f"{window_index:06d}{SEGMENT_SUFFIX}"
 
     def _segments(self) -> list[tuple[int, Path]]:
@@ -190,7 +191,7 @@ class Mp4Sink:
 
     def write(self, window_index: int, frames: torch.Tensor) -> None:
         assert window_index == self._next_window, "windows arrive in order"
-        segment = self._segment(window_index)
+        segment = self.segment_path(window_index)
         temporary = segment.with_suffix(".tmp")
         height, width = frames.shape[1:3]
         with av.open(str(temporary), "w", format="mp4") as container:
