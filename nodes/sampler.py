@@ -29,7 +29,7 @@ from magicinfinite_core.sampling.window import DEFAULT_MOTION_FRAMES, DEFAULT_WI
 
 from .host import model_management, output_directory, progress_callback
 
-OUTPUTS = ("frames", "file")
+OUTPUTS = ("frames", "file", "live")
 PREVIEW_SIZE = 512
 
 
@@ -111,10 +111,11 @@ class MagicInfiniteSampler:
                     "frames: every frame as IMAGE (short videos). file: streamed into an MP4 (H.264 + AAC) "
                     "in the output folder window by window in flat memory (long videos); IMAGE is then the "
                     "last frame. An interrupted file render continues where it stopped when queued again "
-                    "with the same inputs.")}),
+                    "with the same inputs. live: as file, and every finished window is also published to "
+                    "the HLS playlist <filename_prefix>.m3u8, playable while the render runs.")}),
                 "filename_prefix": ("STRING", {"default": "MagicInfinite", "tooltip": (
-                    "For output 'file': the name in the output folder (subfolders allowed); a hash of the "
-                    "inputs is appended, so the same inputs find their unfinished render again.")}),
+                    "For output 'file' or 'live': the name in the output folder (subfolders allowed); a hash "
+                    "of the inputs is appended, so the same inputs find their unfinished render again.")}),
             },
             "optional": {
                 "vae": ("VAE", {"tooltip": (
@@ -165,10 +166,10 @@ class MagicInfiniteSampler:
                      "callback": lambda step: progress(step.done, _preview(step.latent)),
                      "resume_key": repr((model.dit.sources, model.dit.loras))}
         with _on_compute_device(model.dit.module, vram_budget_gb, settings) as device:
-            if output == "file":
+            if output in ("file", "live"):
                 result = stream_video(model.dit.module, vae, image, audio, text, settings, device=device,
                                       directory=output_directory(), filename_prefix=filename_prefix,
-                                      **arguments)
+                                      live=output == "live", **arguments)
             else:
                 result = sample_video(model.dit.module, vae, image, audio, text, settings, device=device,
                                       **arguments)

@@ -40,6 +40,7 @@ from magicinfinite_core.imaging import from_uint8
 from magicinfinite_core.mini.bundle import MiniBundle, load_bundle
 from magicinfinite_core.mini.world import synthesize_speech
 from magicinfinite_core.sampling import (
+    FrameSink,
     Mp4Sink,
     SamplerOptions,
     SamplerSettings,
@@ -48,6 +49,7 @@ from magicinfinite_core.sampling import (
     build_text_conditioning,
     sample_video,
 )
+from magicinfinite_core.sampling.live import PLAYLIST_SUFFIX, LiveSink
 
 DEFAULT_OUT = "magicinfinite_demo.mp4"
 MAX_SEED = 2**64 - 1
@@ -64,6 +66,7 @@ class DemoOptions:
     image: Path | None = None
     audio: Path | None = None
     prompt: str | None = None
+    live: bool = False  # also publish each finished window to the HLS playlist <out>.m3u8
 
 
 class TextProgressBar:
@@ -244,8 +247,12 @@ def run_demo(options: DemoOptions, *, log: TextIO | None = None) -> VideoResult:
     log.write(f"Video: {features.num_frames} frames ({features.num_frames / features.fps:.2f} s) at "
               f"{info.width}x{info.height}, {info.steps} steps per window of {info.window_frames} frames\n")
     bar = TextProgressBar("sample ", settings.total_steps(features.num_frames), log)
-    sink = Mp4Sink(out, num_frames=features.num_frames, fps=features.fps, waveform=features.waveform,
-                   sample_rate=features.sample_rate)
+    sink: FrameSink = Mp4Sink(out, num_frames=features.num_frames, fps=features.fps,
+                              waveform=features.waveform, sample_rate=features.sample_rate)
+    if options.live:
+        sink = LiveSink(sink, out.with_suffix(PLAYLIST_SUFFIX),
+                        max_segment_frames=min(info.window_frames, features.num_frames))
+        log.write(f"Live: {out.with_suffix(PLAYLIST_SUFFIX)} lists each window as it is finished\n")
 
     def sample_progress(step: StepProgress) -> None:
         bar.update(step.done, f"window {step.window + 1}/{step.num_windows}")
@@ -294,12 +301,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prompt", default=None, help=(
         "what the video shows; or a schedule, e.g. '0: a neutral person / 2: a smiling person' "
         "(default: the model's own prompt)"))
+    parser.add_argument("--live", action="store_true", help=(
+        "also publish each finished window to an HLS playlist beside --out (<name>.m3u8), playable while "
+        "the video is made, e.g. with ffplay or VLC"))
 
 
 def main(args: argparse.Namespace, *, log: TextIO | None = None) -> int:
     log = sys.stderr if log is None else log
     options = DemoOptions(out=args.out, seconds=args.seconds, seed=args.seed, image=args.image,
-                          audio=args.audio, prompt=args.prompt)
+                          audio=args.audio, prompt=args.prompt, live=args.live)
     try:
         run_demo(options, log=log)
     except (KeyboardInterrupt, Interrupted):

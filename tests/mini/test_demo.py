@@ -94,14 +94,19 @@ def test_an_interrupted_demo_continues_from_the_last_finished_window(tmp_path, m
         update(bar, done, detail)
 
     monkeypatch.setattr(demo.TextProgressBar, "update", stop_in_window_2_once)
-    argv = ["demo", "--seconds", str(TWO_WINDOWS_S), "--out", str(out)]
+    argv = ["demo", "--seconds", str(TWO_WINDOWS_S), "--out", str(out), "--live"]
     assert main(argv) == 130
     assert "Run the same command again to continue" in capsys.readouterr().err and not out.exists()
+    playlist = tmp_path / "resumed.m3u8"
+    assert playlist.read_text().splitlines()[-1] == "resumed.hls/000000.ts"  # window 1, still open
     seen.clear()
     assert main(argv) == 0
     second_window = list(range(INFO.steps + 1, 2 * INFO.steps + 1))
     assert [done for label, done in seen if label == "sample"] == second_window  # window 1 was kept
     assert probe(out)[0] == TWO_WINDOWS_FRAMES
+    lines = playlist.read_text().splitlines()  # the resumed run continued the live playlist
+    segments = [line for line in lines if not line.startswith("#")]
+    assert segments == ["resumed.hls/000000.ts", "resumed.hls/000001.ts"] and lines[-1] == "#EXT-X-ENDLIST"
 
 
 def test_demo_takes_the_users_picture_recording_and_prompt_schedule(tmp_path, capsys):

@@ -63,6 +63,15 @@ def test_file_output_streams_an_mp4_into_the_output_folder(loaded, tmp_path, mon
         assert sum(1 for _ in container.decode(video=0)) == 20
 
 
+def test_live_output_also_publishes_an_ended_hls_playlist(loaded, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(sampler_node, "output_directory", lambda: tmp_path)
+    out = MagicInfiniteSampler().sample(**inputs(loaded, output="live"))
+    path = out["result"][3]
+    lines = (tmp_path / "test" / "talk.m3u8").read_text().splitlines()
+    segments = [line for line in lines if not line.startswith("#")]
+    assert lines[-1] == "#EXT-X-ENDLIST" and len(segments) == 2  # 20 frames: windows of 17 and 3 new
+    assert all((tmp_path / "test" / uri).is_file() for uri in segments) and path.endswith(".mp4")
+
 def test_progress_counts_every_step_with_a_preview_and_cancel_is_honoured(loaded, monkeypatch) -> None:
     calls = []
 
