@@ -6,7 +6,8 @@ r"""Run a MagicInfinite API workflow on a running ComfyUI with your own picture 
 Steps (docs/api.md explains each): upload the files (POST /upload/image, which takes audio and video too),
 put their names into the workflow's Load Image / Load Audio / Load Video / Load Image (as Mask) nodes,
 queue it (POST /prompt), follow its progress (the /ws websocket when `websocket-client` is installed,
-else by polling /history), then download every video it saved (GET /history/<id>, GET /view).
+else by polling /history; with --live DIR by mirroring the render's HLS playlist and segments into DIR as
+each window finishes), then download every video it saved (GET /history/<id>, GET /view).
 Only the Python standard library is needed.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import mimetypes
+import posixpath
 import sys
 import time
 import urllib.error
@@ -32,6 +34,9 @@ except ImportError:
 # The loader nodes whose file widget takes an uploaded file: node type -> input name.
 FILE_INPUTS = {"LoadImage": "image", "LoadImageMask": "image", "LoadAudio": "audio", "LoadVideo": "file"}
 VIDEO_SUFFIXES = (".mp4", ".webm", ".mkv", ".mov")
+SAMPLER = "MagicInfiniteSampler"
+PLAYLIST_SUFFIX = ".m3u8"
+ENDLIST = "#EXT-X-ENDLIST"
 
 
 class ComfyUIError(RuntimeError):
@@ -45,12 +50,15 @@ class ComfyUI:
         self.url = url.rstrip("/")
         self.client_id = client_id or str(uuid.uuid4())
 
-    def _request(self, path: str, data: bytes | None = None, headers: dict | None = None) -> bytes:
+    def _request(self, path: str, data: bytes | None = None, headers: dict | None = None, *,
+                 missing_ok: bool = False) -> bytes | None:
         request = urllib.request.Request(self.url + path, data=data, headers=headers or {})
         try:
             with urllib.request.urlopen(request, timeout=120) as response:
                 return response.read()
         except urllib.error.HTTPError as err:
+            if missing_ok and err.code == 404:
+                return None
             raise ComfyUIError(f"{path}: HTTP {err.code}: {err.read().decode('utf-8', 'replace')}") from err
 
     def get_json(self, path: str):
@@ -88,6 +96,11 @@ class ComfyUI:
     def history(self, prompt_id: str) -> dict | None:
         """The finished run (outputs and status), or None while it is queued or running."""
         return self.get_json(f"/history/{prompt_id}").get(prompt_id)
+
+    def view(self, filename: str, subfolder: str = "", kind: str = "output") -> bytes | None:
+        """A file of ComfyUI's output (input, temp) folder through GET /view; None while it does not exist."""
+        query = urllib.parse.urlencode({"filename": filename, "subfolder": subfolder, "type": kind})
+        return self._request(f"/view?{query}", missing_ok=True)
 
     def download(self, saved: dict, destination: Path) -> Path:
         """Fetch one saved file ({"filename", "subfolder", "type"} from the history) to `destination`."""
@@ -157,6 +170,65 @@ def saved_videos(entry: dict) -> list[dict]:
     return found
 
 
+def read_playlist(text: str) -> tuple[list[str], bool]:
+    """The segment URIs of an HLS media playlist, in order, and whether it is ended (#EXT-X-ENDLIST)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return [line for line in lines if not line.startswith("#")], ENDLIST in lines
+
+
+def follow_live(comfy: ComfyUI, prompt_id: str, prefix: str, out_dir: Path, *,
+                report: Callable[[str], None] = print, poll_s: float = 1.0,
+                timeout_s: float = 24 * 3600) -> Path:
+    """Mirror the live playlist `<prefix>.m3u8` of a running render (sampler output 'live') into `out_dir`:
+    each segment is downloaded once, as soon as the playlist lists it, then the local copy of the playlist
+    is rewritten, so it is playable (ffplay, VLC) while the render runs. Returns the local playlist once the
+    server's is ended; raises ComfyUIError if the run fails or finishes without ending it."""
+    folder, _, name = prefix.rpartition("/")
+    name += PLAYLIST_SUFFIX
+    local = out_dir / name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fetched, start = 0, time.monotonic()
+    report(f"following {prefix}{PLAYLIST_SUFFIX} into {local}")
+    while True:
+        finished = comfy.history(prompt_id)  # read before the playlist: a finished run's playlist is final
+        text = comfy.view(name, folder)
+        uris, ended = read_playlist(text.decode()) if text is not None else ([], False)
+        for uri in uris[fetched:]:
+            segment_folder, _, segment = posixpath.join(folder, uri).rpartition("/")
+            data = comfy.view(segment, segment_folder)
+            if data is None:
+                raise ComfyUIError(f"{uri}: listed in {name} but not found on the server")
+            (out_dir / uri).parent.mkdir(parents=True, exist_ok=True)
+            (out_dir / uri).write_bytes(data)
+            report(f"segment {fetched + 1}: {uri}")
+            fetched += 1
+        if text is not None:
+            partial = local.with_name(local.name + ".tmp")
+            partial.write_bytes(text)
+            partial.replace(local)
+        if ended:
+            return local
+        if finished is not None:
+            wait(comfy, prompt_id, report=report)  # raises with the node's error if the run failed
+            raise ComfyUIError(f"the run finished without ending {prefix}{PLAYLIST_SUFFIX}: is the sampler's "
+                               "output 'live'?")
+        if time.monotonic() - start > timeout_s:
+            raise ComfyUIError(f"{prompt_id} did not finish within {timeout_s:.0f} s")
+        time.sleep(poll_s)
+
+
+def make_live(prompt: dict, client_id: str) -> str:
+    """Set the workflow's sampler to output 'live' under a prefix of its own (the client id appended, so the
+    playlist followed cannot be an earlier render's); returns that prefix."""
+    samplers = [node for node in prompt.values() if node["class_type"] == SAMPLER]
+    if len(samplers) != 1:
+        raise ComfyUIError(f"--live needs a workflow with one {SAMPLER} node, this one has {len(samplers)}")
+    inputs = samplers[0]["inputs"]
+    inputs["output"] = "live"
+    inputs["filename_prefix"] = f"{inputs.get('filename_prefix', 'MagicInfinite')}_{client_id[:8]}"
+    return inputs["filename_prefix"]
+
+
 def fill_inputs(prompt: dict, uploads: dict[str, list[str]]) -> dict:
     """The workflow with the uploaded names in its loader nodes, each kind in node-id order."""
     prompt = json.loads(json.dumps(prompt))
@@ -188,15 +260,19 @@ def apply_settings(prompt: dict, settings: list[str]) -> dict:
 
 
 def run(url: str, workflow: Path, files: dict[str, list[Path]], out: Path, settings: list[str] = (),
-        report: Callable[[str], None] = print) -> list[Path]:
-    """Upload, queue, wait and download; returns the downloaded videos."""
+        report: Callable[[str], None] = print, live_dir: Path | None = None) -> list[Path]:
+    """Upload, queue, wait (mirroring the live playlist into `live_dir` if given) and download; returns the
+    downloaded videos."""
     comfy = ComfyUI(url)
     uploads = {node_type: [comfy.upload(path) for path in paths] for node_type, paths in files.items()}
     prompt = apply_settings(fill_inputs(json.loads(workflow.read_text(encoding="utf-8")), uploads), settings)
-    connection = _connect(comfy)
+    prefix = make_live(prompt, comfy.client_id) if live_dir is not None else None
+    connection = _connect(comfy) if prefix is None else None
     try:
         prompt_id = comfy.queue(prompt)
         report(f"queued {prompt_id}")
+        if prefix is not None:
+            report(f"live: {follow_live(comfy, prompt_id, prefix, live_dir, report=report)}")
         entry = wait(comfy, prompt_id, connection=connection, report=report)
     finally:
         if connection is not None:
@@ -225,11 +301,15 @@ def main() -> None:
                         help="change a widget, e.g. --set 13.seed=7 (repeatable)")
     parser.add_argument("--out", type=Path, default=Path("magicinfinite.mp4"),
                         help="where to write the video")
+    parser.add_argument("--live", type=Path, default=None, metavar="DIR", help=(
+        "follow the render live: set the sampler's output to 'live' and mirror its HLS playlist and "
+        "segments into DIR as each window finishes (play DIR/<prefix>.m3u8 while it renders)"))
     args = parser.parse_args()
     files = {"LoadImage": args.image, "LoadAudio": args.audio, "LoadImageMask": args.mask,
              "LoadVideo": args.video}
     try:
-        run(args.server, args.workflow, {k: v for k, v in files.items() if v}, args.out, args.set)
+        run(args.server, args.workflow, {k: v for k, v in files.items() if v}, args.out, args.set,
+            live_dir=args.live)
     except (ComfyUIError, OSError) as err:
         sys.exit(f"error: {err}")
 

@@ -5,7 +5,15 @@ import json
 
 import pytest
 
-from scripts.api_example import ComfyUIError, apply_settings, fill_inputs, saved_videos
+from scripts.api_example import (
+    ComfyUIError,
+    apply_settings,
+    fill_inputs,
+    follow_live,
+    make_live,
+    read_playlist,
+    saved_videos,
+)
 from tests.workflows.validate import ROOT
 
 TWO_SPEAKERS = json.loads((ROOT / "workflows" / "api" / "magicinfinite_two_speakers_masks.json").read_text())
@@ -49,3 +57,69 @@ def test_saved_videos_are_read_from_every_output_node_of_a_history_entry() -> No
     entry = {"outputs": {"5": {"images": [{"filename": "preview.png", "subfolder": "", "type": "temp"}]},
                          "9": {"images": [video], "animated": [True]}}}
     assert saved_videos(entry) == [video]
+
+
+class GrowingRender:
+    """Stands in for ComfyUI's /view and /history during a live render: each playlist poll publishes one more
+    segment (the first poll finds no playlist yet); once all `windows` are out the playlist is ended, unless
+    the run `fails`, and the history then reports the run finished."""
+
+    def __init__(self, windows: int, *, fails: bool = False):
+        self.windows, self.fails = windows, fails
+        self.polls = 0
+        self.files: dict[tuple[str, str], bytes] = {}
+
+    def history(self, prompt_id: str):
+        if self.polls <= self.windows:
+            return None
+        status = "error" if self.fails else "success"
+        messages = [["execution_error", {"node_id": "7", "node_type": "MagicInfiniteSampler",
+                                         "exception_message": "out of memory"}]] if self.fails else []
+        return {"status": {"status_str": status, "messages": messages}}
+
+    def view(self, filename: str, subfolder: str = "", kind: str = "output"):
+        if not filename.endswith(".m3u8"):
+            return self.files.get((subfolder, filename))
+        self.polls += 1
+        if self.polls == 1:
+            return None
+        published = min(self.polls - 1, self.windows)
+        lines = ["#EXTM3U", "#EXT-X-PLAYLIST-TYPE:EVENT", "#EXT-X-TARGETDURATION:2"]
+        for index in range(published):
+            self.files[("live/job_ab.hls", f"{index:06d}.ts")] = f"segment {index}".encode()
+            lines += ["#EXTINF:1.0,", f"job_ab.hls/{index:06d}.ts"]
+        if published == self.windows and not self.fails:
+            lines.append("#EXT-X-ENDLIST")
+        return "\n".join(lines).encode()
+
+
+def test_follow_live_mirrors_each_segment_once_and_stops_at_the_end_of_the_playlist(tmp_path) -> None:
+    reports = []
+    local = follow_live(GrowingRender(3), "id", "live/job", tmp_path, report=reports.append, poll_s=0)
+    assert local == tmp_path / "job.m3u8" and local.read_text().endswith("#EXT-X-ENDLIST")
+    assert reports[1:] == [f"segment {i + 1}: job_ab.hls/{i:06d}.ts" for i in range(3)]
+    assert [(tmp_path / "job_ab.hls" / f"{i:06d}.ts").read_bytes() for i in range(3)] == [
+        b"segment 0", b"segment 1", b"segment 2"]
+
+
+def test_follow_live_raises_the_runs_error_when_it_stops_before_the_playlist_ends(tmp_path) -> None:
+    with pytest.raises(ComfyUIError, match="node 7 .MagicInfiniteSampler. failed: out of memory"):
+        follow_live(GrowingRender(2, fails=True), "id", "live/job", tmp_path, report=lambda _: None, poll_s=0)
+    # what was mirrored is playable: every segment the local playlist lists is there
+    listed = [line for line in (tmp_path / "job.m3u8").read_text().splitlines() if not line.startswith("#")]
+    assert listed and all((tmp_path / uri).is_file() for uri in listed)
+
+
+def test_make_live_gives_the_sampler_live_output_under_its_own_prefix() -> None:
+    prompt = {"3": {"class_type": "MagicInfiniteSampler",
+                    "inputs": {"output": "frames", "filename_prefix": "x/y"}}}
+    assert make_live(prompt, "0123456789") == "x/y_01234567"
+    assert prompt["3"]["inputs"]["output"] == "live"
+    with pytest.raises(ComfyUIError, match="one MagicInfiniteSampler node, this one has 0"):
+        make_live({}, "id")
+
+
+def test_read_playlist_lists_uris_in_order_and_sees_the_end() -> None:
+    text = "#EXTM3U\n#EXTINF:1.2,\na/0.ts\n#EXTINF:1.0,\na/1.ts\n"
+    assert read_playlist(text) == (["a/0.ts", "a/1.ts"], False)
+    assert read_playlist(text + "#EXT-X-ENDLIST\n")[1]

@@ -227,3 +227,33 @@ def test_tiny_model_files_and_a_streamed_file_saved_by_the_output_node(server, s
     assert info["frames"] == frames and info["fps"] == 25 and info["audio"] == "aac"
     assert json.loads(info["tags"]["prompt"])["100"]["class_type"] == "MagicInfiniteLoraSelect"
     assert probe(render_path)["frames"] == frames and "prompt" not in probe(render_path)["tags"]
+
+
+def test_the_api_example_follows_a_render_live(server, short_voice, tmp_path) -> None:
+    """--live: the sampler publishes each window to its HLS playlist and the client mirrors playlist and
+    segments through /view; the mirror is the server's playlist, ended, and every segment decodes."""
+    voice, frames = short_voice
+    prompt = json.loads(EMBEDDED_DEMO.read_text(encoding="utf-8"))
+    options = next(node_id for node_id, node in prompt.items()
+                   if node["class_type"] == "MagicInfiniteSamplerOptions")
+    live = tmp_path / "live"
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "api_example.py"), str(EMBEDDED_DEMO), "--server", server.url,
+         "--image", str(SAMPLE_PORTRAIT_PNG), "--audio", str(voice), "--out", str(tmp_path / "demo.mp4"),
+         "--live", str(live), "--set", f"{options}.window_frames=17", "--set", f"{options}.motion_frames=5"],
+        capture_output=True, text=True, timeout=900, check=False)
+    assert run.returncode == 0, run.stdout + run.stderr + server.log_tail()
+    (playlist,) = live.glob("*.m3u8")
+    (served,) = server.output_dir.glob(playlist.name)
+    assert playlist.read_bytes() == served.read_bytes()
+    lines = playlist.read_text().splitlines()
+    assert lines[-1] == "#EXT-X-ENDLIST" and "#EXT-X-PLAYLIST-TYPE:EVENT" in lines
+    segments = [live / line for line in lines if not line.startswith("#")]
+    assert len(segments) == 3 and "segment 3:" in run.stdout  # 32 frames: windows of 17, 12 and 3 new frames
+    decoded = 0
+    for segment in segments:
+        with av.open(str(segment)) as container:
+            decoded += sum(1 for _ in container.decode(video=0))
+        with av.open(str(segment)) as container:
+            assert sum(frame.samples for frame in container.decode(audio=0)) > 0
+    assert decoded == frames == probe(tmp_path / "demo.mp4")["frames"]
