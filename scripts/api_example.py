@@ -35,6 +35,7 @@ except ImportError:
 FILE_INPUTS = {"LoadImage": "image", "LoadImageMask": "image", "LoadAudio": "audio", "LoadVideo": "file"}
 VIDEO_SUFFIXES = (".mp4", ".webm", ".mkv", ".mov")
 SAMPLER = "MagicInfiniteSampler"
+SAVE = "MagicInfiniteSaveVideo"
 PLAYLIST_SUFFIX = ".m3u8"
 ENDLIST = "#EXT-X-ENDLIST"
 
@@ -219,11 +220,15 @@ def follow_live(comfy: ComfyUI, prompt_id: str, prefix: str, out_dir: Path, *,
 
 def make_live(prompt: dict, client_id: str) -> str:
     """Set the workflow's sampler to output 'live' under a prefix of its own (the client id appended, so the
-    playlist followed cannot be an earlier render's); returns that prefix."""
-    samplers = [node for node in prompt.values() if node["class_type"] == SAMPLER]
+    playlist followed cannot be an earlier render's); returns that prefix. A save node of the sampler's
+    frames then copies its streamed file instead (with a file output the frames are only the last one)."""
+    samplers = [node_id for node_id, node in prompt.items() if node["class_type"] == SAMPLER]
     if len(samplers) != 1:
         raise ComfyUIError(f"--live needs a workflow with one {SAMPLER} node, this one has {len(samplers)}")
-    inputs = samplers[0]["inputs"]
+    for node in prompt.values():
+        if node["class_type"] == SAVE and node["inputs"].get("images") == [samplers[0], 0]:
+            node["inputs"]["video_file"] = [samplers[0], 3]
+    inputs = prompt[samplers[0]]["inputs"]
     inputs["output"] = "live"
     inputs["filename_prefix"] = f"{inputs.get('filename_prefix', 'MagicInfinite')}_{client_id[:8]}"
     return inputs["filename_prefix"]

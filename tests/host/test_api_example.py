@@ -112,9 +112,11 @@ def test_follow_live_raises_the_runs_error_when_it_stops_before_the_playlist_end
 
 def test_make_live_gives_the_sampler_live_output_under_its_own_prefix() -> None:
     prompt = {"3": {"class_type": "MagicInfiniteSampler",
-                    "inputs": {"output": "frames", "filename_prefix": "x/y"}}}
+                    "inputs": {"output": "frames", "filename_prefix": "x/y"}},
+              "4": {"class_type": "MagicInfiniteSaveVideo", "inputs": {"images": ["3", 0], "fps": ["3", 2]}}}
     assert make_live(prompt, "0123456789") == "x/y_01234567"
     assert prompt["3"]["inputs"]["output"] == "live"
+    assert prompt["4"]["inputs"]["video_file"] == ["3", 3]  # the streamed file, not its last frame
     with pytest.raises(ComfyUIError, match="one MagicInfiniteSampler node, this one has 0"):
         make_live({}, "id")
 

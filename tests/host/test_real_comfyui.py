@@ -256,4 +256,7 @@ def test_the_api_example_follows_a_render_live(server, short_voice, tmp_path) ->
             decoded += sum(1 for _ in container.decode(video=0))
         with av.open(str(segment)) as container:
             assert sum(frame.samples for frame in container.decode(audio=0)) > 0
-    assert decoded == frames == probe(tmp_path / "demo.mp4")["frames"]
+    (video,) = server.output_dir.glob(f"{served.stem}_*.mp4")  # the render the playlist showed
+    assert decoded == frames == probe(video)["frames"]
+    downloaded = sorted(tmp_path.glob("demo_*.mp4"))  # the sampler's file and the save node's copy of it
+    assert len(downloaded) == 2 and all(probe(path)["frames"] == frames for path in downloaded)
