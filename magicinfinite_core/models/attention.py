@@ -6,6 +6,8 @@ input's dtype; linear layers are `CastLinear`, so they compute in the dtype of w
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -74,8 +76,15 @@ class SelfAttention(nn.Module):
         k = rotate(self.heads(self.norm_k(self.k(x))), rotation)
         return q, k, self.heads(self.v(x))
 
-    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        return self.o(attention(q, k, v).flatten(2))
+    def attend(
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        kernel: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] = attention,
+    ) -> torch.Tensor:
+        """`kernel` attends q to k, v: plain attention, or across processes under sequence parallelism."""
+        return self.o(kernel(q, k, v).flatten(2))
 
 
 class TextCrossAttention(SelfAttention):

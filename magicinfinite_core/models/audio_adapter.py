@@ -28,6 +28,7 @@ from .attention import LayerNorm, attention
 from .cast import CastLinear
 from .config import AudioAdapterConfig
 from .rope import line_rotation, rotate
+from .sequence import TokenShard, WholeSequence
 
 VIDEO_FRAMES_PER_LATENT = 4  # Wan VAE temporal stride
 
@@ -93,27 +94,32 @@ class SpeakerBinding:
         background = 1.0 - inside.amax(dim=0, keepdim=True)
         return cls(torch.cat([inside, background]), tokens_per_speaker)
 
-    def query_positions(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    def query_positions(
+        self, q: torch.Tensor, k: torch.Tensor, shard: TokenShard | None = None
+    ) -> torch.Tensor:
         """1-D positions [B, L] of the video tokens from the block's rotated self-attention q, k [B, L, H, D].
 
         A token's class score is its attention to the first latent frame's keys averaged over the class's
         tokens (and over heads); it takes the class with the highest score. Speaker classes map their
         score, min-max normalised over all tokens, into their position range; background is a constant.
+        With a `shard`, q holds only its real tokens and the frame-0 keys and the min/max come from every
+        process, so the positions equal those of one process holding all tokens.
         """
-        frame_tokens = self.class_masks.shape[1]
+        if shard is None:
+            shard = WholeSequence(q.shape[1], self.class_masks.shape[1])
         head_dim = q.shape[-1]
         # Attention averaged over a class's keys = attention with values = the class mask / its size.
         values = self.class_masks / self.class_masks.sum(dim=1, keepdim=True).clamp(min=1.0)
         values = F.pad(values.T, (0, head_dim - values.shape[0])).to(q.dtype)
         # contiguous: fused attention kernels may refuse stride-0 batch and head dims
         values = values.expand(q.shape[0], q.shape[2], -1, -1).contiguous().transpose(1, 2)
-        scores = (
-            attention(q, k[:, :frame_tokens], values)[..., : self.class_masks.shape[0]].float().mean(dim=2)
-        )
+        frame_keys = shard.first_frame_keys(k)
+        scores = attention(q, frame_keys, values)[..., : self.class_masks.shape[0]].float().mean(dim=2)
 
         speakers = scores[..., :2]
-        low = speakers.amin(dim=1, keepdim=True)
-        high = speakers.amax(dim=1, keepdim=True)
+        low, high = shard.global_min_max(
+            speakers.amin(dim=1, keepdim=True), speakers.amax(dim=1, keepdim=True)
+        )
         start = speakers.new_tensor([r[0] for r in SPEAKER_POSITION_RANGES])
         width = speakers.new_tensor([r[1] - r[0] for r in SPEAKER_POSITION_RANGES])
         positions = (speakers - low) / (high - low + 1e-8) * width + start
@@ -142,9 +148,11 @@ class RegionGate:
         key_mask = inside.T.repeat_interleave(tokens_per_speaker, dim=1) | ~covered[:, None]
         return cls(key_mask, covered)
 
-    def confine(self, out: torch.Tensor) -> torch.Tensor:
-        """Zero the audio output [..., N, C] of tokens in no region."""
-        return torch.where(self.covered[:, None], out, torch.zeros((), dtype=out.dtype, device=out.device))
+    def confine(self, out: torch.Tensor, frame_positions: torch.Tensor) -> torch.Tensor:
+        """Zero the audio output [B, L, C] of tokens in no region; frame_positions [L] is each token's
+        index within its latent frame."""
+        covered = self.covered[frame_positions]
+        return torch.where(covered[:, None], out, torch.zeros((), dtype=out.dtype, device=out.device))
 
 
 @dataclass(frozen=True)
@@ -169,22 +177,37 @@ class AudioCrossAttention(nn.Module):
         self.proj = CastLinear(dim, dim)
 
     def forward(
-        self, x: torch.Tensor, audio: AudioConditioning, query_positions: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        audio: AudioConditioning,
+        query_positions: torch.Tensor | None = None,
+        shard: TokenShard | None = None,
     ) -> torch.Tensor:
-        """x [B, L, C] (normed video tokens, L = T * N) -> audio contribution [B, L, C].
+        """x [B, L, C] normed video tokens -> audio contribution [B, L, C].
 
-        `query_positions` [B, L]: L-RoPE positions of the video tokens (with `audio.binding`)."""
+        x is the whole sequence (L = T * N), or with `shard` its `shard.length` real held tokens, which may
+        begin and end inside a latent frame: they are padded out to whole frames so that each still attends
+        to its own frame's audio tokens only. `query_positions` [B, L]: L-RoPE positions of the video tokens
+        (with `audio.binding`)."""
         batch, length, dim = x.shape
-        frames = audio.tokens.shape[1]
+        if shard is None:
+            shard = WholeSequence(length, length // audio.tokens.shape[1])
+        frame_tokens = shard.frame_tokens
+        first, lead = divmod(shard.start, frame_tokens)
+        stop = -(-(shard.start + length) // frame_tokens)  # one past the last frame held
         q = self.q_linear(x).unflatten(-1, (self.num_heads, self.head_dim))
-        kv = self.kv_linear(audio.tokens.flatten(0, 1)).unflatten(-1, (2, self.num_heads, self.head_dim))
+        tokens = audio.tokens[:, first:stop].flatten(0, 1)
+        kv = self.kv_linear(tokens).unflatten(-1, (2, self.num_heads, self.head_dim))
         k, v = kv.unbind(-3)
         if audio.binding is not None:
             q = rotate(q, line_rotation(query_positions, self.head_dim))
             k = rotate(k, line_rotation(audio.binding.key_positions(k.device), self.head_dim))
-        q = q.reshape(batch * frames, length // frames, self.num_heads, self.head_dim)
+        q = F.pad(q, (0, 0, 0, 0, lead, (stop - first) * frame_tokens - lead - length))
+        q = q.reshape(batch * (stop - first), frame_tokens, self.num_heads, self.head_dim)
         mask = None if audio.gate is None else audio.gate.key_mask
-        out = self.proj(attention(q, k, v, mask).flatten(2))
+        out = attention(q, k, v, mask).reshape(batch, -1, dim)[:, lead : lead + length]
+        out = self.proj(out)
         if audio.gate is not None:
-            out = audio.gate.confine(out)
-        return out.reshape(batch, length, dim)
+            positions = torch.arange(shard.start, shard.start + length, device=out.device) % frame_tokens
+            out = audio.gate.confine(out, positions)
+        return out

@@ -25,6 +25,7 @@ from .audio_adapter import AudioConditioning, AudioCrossAttention, AudioProjecti
 from .cast import CastLinear
 from .config import WanConfig
 from .rope import grid_rotation
+from .sequence import SequenceSplit, TokenShard, WholeSequence
 
 I2V_CONDITION_CHANNELS = 20  # 4 mask channels + 16 reference-latent channels
 
@@ -55,11 +56,12 @@ class BlockInputs:
     """Per-forward values every block reads."""
 
     e: torch.Tensor  # [B, 6, C] float32 time projection
-    rotation: torch.Tensor  # [L, 1, D/2, 2] (cos, sin) 3D RoPE of the token grid
+    rotation: torch.Tensor  # [L, 1, D/2, 2] (cos, sin) 3D RoPE of the held tokens
     text: torch.Tensor  # [B, Lt, C] embedded text tokens, compute dtype
     image: torch.Tensor | None  # [B, Li, C] embedded CLIP image tokens (i2v) or None
     audio: AudioConditioning | None
     dtype: torch.dtype  # compute dtype of the sub-layers
+    shard: TokenShard  # which tokens this process holds
 
 
 class WanAttentionBlock(nn.Module):
@@ -83,7 +85,7 @@ class WanAttentionBlock(nn.Module):
         """x [B, L, C] float32 residual stream -> same."""
         e = (self.modulation.float() + inputs.e).chunk(6, dim=1)  # shift, scale, gate: attention, ffn
         q, k, v = self.self_attn.qkv(modulate(self.norm1(x), e[0], e[1]).to(inputs.dtype), inputs.rotation)
-        x = x + self.self_attn.attend(q, k, v) * e[2]
+        x = x + self.self_attn.attend(q, k, v, inputs.shard.self_attention) * e[2]
         x = x + self.cross_attn(self.norm3(x).to(inputs.dtype), inputs.text, inputs.image)
         x = self.add_audio(x, q, k, inputs)
         return x + self.ffn(modulate(self.norm2(x), e[3], e[4]).to(inputs.dtype)) * e[5]
@@ -107,11 +109,13 @@ class WanAudioAttentionBlock(WanAttentionBlock):
         self, x: torch.Tensor, q: torch.Tensor, k: torch.Tensor, inputs: BlockInputs
     ) -> torch.Tensor:
         """q, k [B, L, H, D]: this block's rotated self-attention q and k, read by the speaker binding."""
-        audio = inputs.audio
+        audio, shard = inputs.audio, inputs.shard
         if audio is None:
             return x
-        positions = None if audio.binding is None else audio.binding.query_positions(q, k)
-        return x + self.audio_cross_attn(self.norm_x(x).to(inputs.dtype), audio, positions) * audio.scale
+        held = shard.length  # padding tokens get no audio
+        positions = None if audio.binding is None else audio.binding.query_positions(q[:, :held], k, shard)
+        out = self.audio_cross_attn(self.norm_x(x[:, :held]).to(inputs.dtype), audio, positions, shard)
+        return x + F.pad(out, (0, 0, 0, x.shape[1] - held)) * audio.scale
 
 
 class Head(nn.Module):
@@ -150,7 +154,9 @@ class WanModel(nn.Module):
     """Wan2.1 DiT for text-to-video and image-to-video, optionally with the MultiTalk audio adapter.
 
     `compute_dtype` (float32 unless set) is the dtype sub-layers compute in; weights may be stored in any
-    dtype (see `CastLinear`). The model holds no sampling or checkpoint logic.
+    dtype (see `CastLinear`). `sequence_split` (None: this process holds every token) splits each forward's
+    tokens over processes (see `magicinfinite_core.parallel`). The model holds no sampling or checkpoint
+    logic.
     """
 
     def __init__(self, config: WanConfig) -> None:
@@ -162,6 +168,7 @@ class WanModel(nn.Module):
             raise ValueError(f"audio blocks {audio_blocks} outside the model's {config.num_layers} blocks")
         self.config = config
         self.compute_dtype = torch.float32
+        self.sequence_split: SequenceSplit | None = None
         dim = config.dim
 
         self.patch_embedding = PatchEmbedding(
@@ -232,20 +239,25 @@ class WanModel(nn.Module):
         tokens = self.patch_embedding(x)
         grid = tuple(tokens.shape[2:])
         tokens = tokens.flatten(2).transpose(1, 2)
+        length, frame_tokens = tokens.shape[1], grid[1] * grid[2]
+        split = self.sequence_split
+        shard = WholeSequence(length, frame_tokens) if split is None else split.split(length, frame_tokens)
+        tokens = shard.take(tokens)
 
         e = self.time_embedding(sinusoidal_embedding(timestep.reshape(-1), self.config.freq_dim).to(x.device))
         inputs = BlockInputs(
             e=self.time_projection(e).unflatten(1, (6, self.config.dim)),
-            rotation=grid_rotation(grid, self.config.head_dim, device=x.device),
+            rotation=shard.take(grid_rotation(grid, self.config.head_dim, device=x.device), dim=0),
             text=self.text_embedding(self._pad_text(context).to(dtype)),
             image=None if clip_tokens is None else self.img_emb(clip_tokens.to(dtype)),
             audio=self.audio_conditioning(audio_tokens, speaker_masks, region_gate, audio_scale),
             dtype=dtype,
+            shard=shard,
         )
         for block in self.blocks:
             tokens = block(tokens, inputs)
 
-        return self.unpatchify(self.head(tokens, e), grid).to(x.dtype)
+        return self.unpatchify(shard.gather(self.head(tokens, e)), grid).to(x.dtype)
 
     def unpatchify(self, tokens: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
         """[B, T*h*w, pt*ph*pw*C] -> [B, C, T*pt, h*ph, w*pw]."""

@@ -149,7 +149,7 @@ def test_every_audio_layer_keeps_speaker_2_inside_its_region():
 
     assert len(calls) == 3
     outside = (masks[1].flatten() == 0).repeat(3)
-    for block, ((x, _audio, positions), out) in zip(model.blocks, calls, strict=True):
+    for block, ((x, _audio, positions, _shard), out) in zip(model.blocks, calls, strict=True):
         out_changed = block.audio_cross_attn(x, changed, positions)
         torch.testing.assert_close(out[:, outside], out_changed[:, outside], rtol=0, atol=ATOL)
         assert not torch.allclose(out[:, ~outside], out_changed[:, ~outside], atol=1e-4)
