@@ -40,6 +40,17 @@ def attention_mode(mode: Mode, num_heads: int, world: int) -> Literal["ulysses",
     return mode
 
 
+def chunk_size(total: int, world: int) -> int:
+    """Tokens each of `world` processes holds of a `total`-token sequence (the last ones padded)."""
+    chunk = -(-total // world)
+    if (world - 1) * chunk >= total:
+        raise InputError(
+            f"sequence parallel: a window of {total} tokens cannot be split over {world} processes so that "
+            f"each holds some ({chunk} each); use fewer processes or a larger video size."
+        )
+    return chunk
+
+
 @dataclass(frozen=True)
 class ShardedSequence:
     """This process's consecutive `chunk` tokens of a sequence split over `world` processes."""
@@ -108,12 +119,7 @@ class SequenceParallel:
 
     def split(self, total: int, frame_tokens: int) -> ShardedSequence:
         world = dist.get_world_size(self.group)
-        chunk = -(-total // world)
-        if (world - 1) * chunk >= total:
-            raise InputError(
-                f"sequence parallel: a window of {total} tokens cannot be split over {world} processes so "
-                f"that each holds some ({chunk} each); use fewer processes or a larger video size."
-            )
+        chunk = chunk_size(total, world)
         return ShardedSequence(total, frame_tokens, chunk, dist.get_rank(self.group), world,
                                attention_mode(self.mode, self.num_heads, world), self.group)
 

@@ -11,12 +11,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_tiny_model
+from conftest import make_inputs, make_tiny_model
 
+from magicinfinite_core.errors import InputError
 from magicinfinite_core.masks import Regions
 from magicinfinite_core.models.config import tiny_config
-from magicinfinite_core.parallel import parallelize
+from magicinfinite_core.parallel import attention_mode, parallelize
 from magicinfinite_core.parallel.local import run_local
+from magicinfinite_core.parallel.split import chunk_size
 from magicinfinite_core.sampling.loop import sample_video
 from tests.sampling.sampler_fixtures import make_audio, make_picture, make_settings, make_text, make_vae
 
@@ -46,25 +48,55 @@ def window_latents(model, speakers: int) -> list[torch.Tensor]:
     return latents
 
 
+def one_frame(model) -> torch.Tensor:
+    """A forward over one latent frame of 25 tokens and two bound speakers: with 3 or 4 processes the
+    first frame's keys come from several of them."""
+    inputs = make_inputs(CONFIG, frames=1, height=10, width=10, speakers=2, seed=5)
+    features = inputs.pop("features")
+    masks = regions(2).token_masks(SIZE, SIZE)
+    return model(**inputs, audio_tokens=model.encode_audio(features), speaker_masks=masks)
+
+
+def results(model) -> dict[object, object]:
+    windows = {speakers: window_latents(model, speakers) for speakers in (1, 2)}
+    return {"one frame": one_frame(model), **windows}
+
+
 def sample_on_every_process(rank: int, world: int, out: Path) -> None:
-    model = parallelize(make_tiny_model(CONFIG))
-    results = {speakers: window_latents(model, speakers) for speakers in (1, 2)}
-    torch.save(results, out / f"rank{rank}.pt")
+    torch.save(results(parallelize(make_tiny_model(CONFIG))), out / f"rank{rank}.pt")
 
 
 @pytest.fixture(scope="module")
-def one_process() -> dict[int, list[torch.Tensor]]:
-    model = make_tiny_model(CONFIG)
-    return {speakers: window_latents(model, speakers) for speakers in (1, 2)}
+def one_process() -> dict[object, object]:
+    return results(make_tiny_model(CONFIG))
 
 
 @pytest.mark.parametrize("world", [2, 3, 4])
 def test_split_windows_equal_the_one_process_windows(world, one_process, tmp_path) -> None:
     run_local(sample_on_every_process, world, (tmp_path,), timeout_s=240)
     for rank in range(world):
-        results = torch.load(tmp_path / f"rank{rank}.pt")
-        for speakers, expected in one_process.items():
-            assert len(results[speakers]) == len(expected) == 8  # 2 windows x 4 steps
-            for got, want in zip(results[speakers], expected, strict=True):
-                error = (got - want).norm() / want.norm()
-                assert error <= 1e-5, (world, rank, speakers, error.item())
+        split = torch.load(tmp_path / f"rank{rank}.pt")
+        assert relative_error(split["one frame"], one_process["one frame"]) <= 1e-5
+        for speakers in (1, 2):
+            assert len(split[speakers]) == len(one_process[speakers]) == 8  # 2 windows x 4 steps
+            for got, want in zip(split[speakers], one_process[speakers], strict=True):
+                assert relative_error(got, want) <= 1e-5, (world, rank, speakers)
+
+
+def relative_error(got: torch.Tensor, want: torch.Tensor) -> float:
+    return ((got - want).norm() / want.norm()).item()
+
+
+def test_ulysses_needs_heads_that_divide_and_auto_falls_back_to_ring() -> None:
+    assert attention_mode("auto", 40, 8) == "ulysses"
+    assert attention_mode("auto", 40, 3) == "ring"
+    with pytest.raises(InputError, match=r"40 attention heads evenly, which 3 processes cannot; use \[2, 4"):
+        attention_mode("ulysses", 40, 3)
+    with pytest.raises(InputError, match="mode"):
+        attention_mode("zigzag", 40, 2)
+
+
+def test_a_window_too_small_for_the_processes_is_refused() -> None:
+    assert chunk_size(125, 4) == 32 and chunk_size(10, 4) == 3
+    with pytest.raises(InputError, match="9 tokens cannot be split over 4 processes"):
+        chunk_size(9, 4)  # 3 + 3 + 3 + 0: the last process would hold nothing
