@@ -1,6 +1,6 @@
 """MagicInfiniteSampler (a talking video of any length) and MagicInfiniteSamplerOptions (advanced options)."""
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import torch
@@ -28,6 +28,7 @@ from magicinfinite_core.sampling.settings import SIZE_MULTIPLE
 from magicinfinite_core.sampling.window import DEFAULT_MOTION_FRAMES, DEFAULT_WINDOW_FRAMES
 
 from .host import model_management, output_directory, progress_callback
+from .multi_gpu import pooled_model
 
 OUTPUTS = ("frames", "file", "live")
 PREVIEW_SIZE = 512
@@ -165,14 +166,16 @@ class MagicInfiniteSampler:
         arguments = {"clip_tokens": clip, "regions": regions,
                      "callback": lambda step: progress(step.done, _preview(step.latent)),
                      "resume_key": repr((model.dit.sources, model.dit.loras))}
-        with _on_compute_device(model.dit.module, vram_budget_gb, settings) as device:
+        dit, place = model.dit.module, _on_compute_device(model.dit.module, vram_budget_gb, settings)
+        if settings.options.devices > 1:  # the workers hold the GPUs; the loop stays here
+            dit, place = pooled_model(model.dit, settings.options.devices), nullcontext(torch.device("cpu"))
+        with place as device:
             if output in ("file", "live"):
-                result = stream_video(model.dit.module, vae, image, audio, text, settings, device=device,
+                result = stream_video(dit, vae, image, audio, text, settings, device=device,
                                       directory=output_directory(), filename_prefix=filename_prefix,
                                       live=output == "live", **arguments)
             else:
-                result = sample_video(model.dit.module, vae, image, audio, text, settings, device=device,
-                                      **arguments)
+                result = sample_video(dit, vae, image, audio, text, settings, device=device, **arguments)
         sound = {"waveform": result.waveform.unsqueeze(0), "sample_rate": result.sample_rate}
         outputs = (result.frames, sound, result.fps, "" if result.path is None else str(result.path))
         if result.path is None:
@@ -204,6 +207,12 @@ class MagicInfiniteSamplerOptions:
                 "colour_match": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.05, "tooltip": (
                     "Match every frame's colour (Lab mean and spread) to the reference: 0 off, 1 full. "
                     "Counters colour drift in videos over about a minute.")}),
+                "devices": ("INT", {"default": 1, "min": 1, "max": 16, "tooltip": (
+                    "GPUs each window is split over (sequence parallel). Above 1 the pack starts one worker "
+                    "process per GPU, each loading the MagicInfinite Model Loader's files once, and keeps "
+                    "them for the next queue items. Only for MI_MODEL: a ComfyUI MODEL cannot be rebuilt in "
+                    "other processes. 14B: 2, 4, 5 or 8 split its 40 heads evenly (others use the slower "
+                    "ring path).")}),
             },
             "optional": {
                 "preset": (list(PRESET_CHOICES), {"default": NO_PRESET, "tooltip": (
@@ -223,10 +232,10 @@ class MagicInfiniteSamplerOptions:
     DESCRIPTION = "Advanced MagicInfinite sampler options: how windows join, the schedule, colour matching."
 
     def build(self, window_frames: int, motion_frames: int, motion_mode: str, shift: float,
-              colour_match: float, sigmas=None, preset: str = NO_PRESET):
+              colour_match: float, devices: int = 1, sigmas=None, preset: str = NO_PRESET):
         return (SamplerOptions(window_frames, motion_frames, motion_mode, shift if shift > 0 else None,
                                None if sigmas is None else tuple(sigmas.flatten().tolist()), colour_match,
-                               preset),)
+                               preset=preset, devices=devices),)
 
 
 NODE_CLASS_MAPPINGS = {

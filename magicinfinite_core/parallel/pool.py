@@ -62,6 +62,11 @@ def check_devices(devices: int, device_kind: str, config: WanConfig, mode: Mode 
     """InputError unless `devices` processes can run `config` on this machine."""
     if devices < 1:
         raise InputError(f"devices: expected 1 or more, got {devices}.")
+    if device_kind not in ("cuda", "cpu"):
+        raise InputError(
+            f"devices: splitting a window over {devices} devices needs CUDA GPUs (or CPU workers), but the "
+            f"host computes on {device_kind!r}; set devices to 1."
+        )
     if device_kind == "cuda":
         available = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if devices > available:

@@ -36,10 +36,13 @@ class SamplerOptions:
     sigmas: tuple[float, ...] | None = None  # a user schedule; replaces steps and shift
     colour_match: float = 0.0  # 0 off .. 1 full Lab mean/std transfer to the reference
     preset: str = NO_PRESET  # a published configuration; `presets.with_preset` applies it
+    devices: int = 1  # GPUs each window's DiT is split over (sequence parallel worker pool, MI_MODEL only)
 
     def __post_init__(self) -> None:
         check_preset_name(self.preset)
         check_window(self.window_frames, self.motion_frames)
+        if not isinstance(self.devices, int) or self.devices < 1:
+            raise InputError(f"devices: expected a whole number of GPUs, 1 or more, got {self.devices!r}.")
         if self.motion_mode not in MOTION_MODES:
             raise InputError(f"motion_mode: expected one of {MOTION_MODES}, got {self.motion_mode!r}.")
         if not 0.0 <= self.colour_match <= 1.0:
