@@ -285,7 +285,7 @@ def long_stream() -> Workflow:
     vision = _vision(vision_loader, portrait)
     options = Node("MagicInfiniteSamplerOptions",
                    {"window_frames": 81, "motion_frames": 9, "motion_mode": "infinitetalk", "shift": 0.0,
-                    "colour_match": 0.5, "preset": "none"})
+                    "colour_match": 0.5, "devices": 1, "preset": "none"})
     lora = _lora()
     model = _model(SINGLE, lora)
     sampler = _sampler(model, (portrait, 0), embed, text, vae, width=480, height=832, output="file",
@@ -346,7 +346,7 @@ def embedded_demo() -> Workflow:
                 {"model": (model, 0)})
     options = Node("MagicInfiniteSamplerOptions",
                    {"window_frames": info.window_frames, "motion_frames": info.motion_frames,
-                    "motion_mode": "infinitetalk", "shift": info.shift, "colour_match": 0.0,
+                    "motion_mode": "infinitetalk", "shift": info.shift, "colour_match": 0.0, "devices": 1,
                     "preset": "none"})
     sampler = Node("MagicInfiniteSampler",
                    {"width": info.width, "height": info.height, "sampler": "distilled", "steps": info.steps,
