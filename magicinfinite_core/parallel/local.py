@@ -11,6 +11,7 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from torch.multiprocessing.spawn import ProcessException
 
 from magicinfinite_core.errors import MagicInfiniteError
 
@@ -46,7 +47,7 @@ def run_local(fn: Callable[..., None], world: int, args: tuple = (), *, timeout_
         while not context.join(timeout=max(deadline - time.monotonic(), 0.01)):
             if time.monotonic() >= deadline:
                 raise MagicInfiniteError(f"{world} local processes did not finish within {timeout_s:g} s.")
-    except mp.ProcessException as error:
+    except ProcessException as error:
         raise MagicInfiniteError(f"a local process failed: {error}") from error
     finally:
         for process in context.processes:

@@ -7,6 +7,7 @@ tokens, so shards cross frame boundaries and the last process holds padding.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,11 @@ from magicinfinite_core.parallel import attention_mode, parallelize
 from magicinfinite_core.parallel.local import run_local
 from magicinfinite_core.parallel.split import chunk_size
 from magicinfinite_core.sampling.loop import sample_video
-from tests.sampling.sampler_fixtures import make_audio, make_picture, make_settings, make_text, make_vae
+
+# The spawned processes import this module afresh, where `tests` may resolve to another checkout's regular
+# `tests` package (ComfyUI's) rather than this namespace one: import the fixtures by their folder instead.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sampling"))
+from sampler_fixtures import make_audio, make_picture, make_settings, make_text, make_vae  # noqa: E402
 
 CONFIG = tiny_config(dim=32, num_heads=4, num_layers=2)
 SIZE = 80
