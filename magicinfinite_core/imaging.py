@@ -74,7 +74,8 @@ def fit_image(image: torch.Tensor, width: int, height: int) -> torch.Tensor:
     """Resize `image` [N, H, W, C] to cover (width, height) and centre-crop it: returns [N, height, width, C].
 
     The resize is bilinear with antialiasing (a triangle filter whose weights are all positive), so values
-    stay within the input's range: 0..1 images stay 0..1 and {0,1} masks become coverage fractions.
+    stay within the input's range up to float32 rounding (an all-ones picture may give 1.0000002: clamp
+    where the range is checked): 0..1 images stay 0..1 and {0,1} masks become coverage fractions.
     Computed in float32, returned in the input's dtype and device.
     """
     if not isinstance(width, int) or not isinstance(height, int) or width < 1 or height < 1:

@@ -37,7 +37,9 @@ def _mask_on_canvas(mask: torch.Tensor, speaker: int, canvas_width: int, canvas_
     mask = mask.detach().float().cpu()
     check_mask_values(mask, name)
     merged = mask.amax(dim=0, keepdim=True)
-    return fit_image(merged.unsqueeze(-1), canvas_width, canvas_height)[0, :, :, 0]
+    fitted = fit_image(merged.unsqueeze(-1), canvas_width, canvas_height)[0, :, :, 0]
+    # The antialiased resize sums float32 weights: an all-ones mask can come out at 1.0000002.
+    return fitted.clamp(0.0, 1.0)
 
 
 def build_regions(

@@ -66,7 +66,7 @@ def check_mask_values(mask: torch.Tensor, name: str) -> None:
     low, high = mask.min().item(), mask.max().item()
     if low < 0 or high > 1:
         raise InputError(
-            f"{name} has values from {low:g} to {high:g}; expected 0 to 1 "
+            f"{name} has values from {low:.9g} to {high:.9g}; expected 0 to 1 "
             f"(a 0..255 mask must be divided by 255)."
         )
     if high == 0:

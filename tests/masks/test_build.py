@@ -1,7 +1,12 @@
 """Per-speaker inputs (mask, box, nothing) become one Regions value on the reference image's canvas."""
 
+import numpy as np
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
+from PIL import Image
 
 from magicinfinite_core.errors import InputError
 from magicinfinite_core.masks import RegionSource, build_regions
@@ -77,3 +82,48 @@ def test_grow_then_feather_are_applied() -> None:
 def test_speaker_count_out_of_range_is_an_error(count: int) -> None:
     with pytest.raises(InputError, match="num_speakers must be 1 to 4"):
         build_regions(8, 8, count)
+
+
+def solid_mask(width: int, height: int, value: float = 1.0) -> torch.Tensor:
+    """What ComfyUI's SolidMask gives: [1, height, width] filled with `value`."""
+    return torch.full((1, height, width), value, dtype=torch.float32)
+
+
+def load_image_alpha_mask(path) -> torch.Tensor:
+    """What ComfyUI's LoadImage gives as MASK for a picture with alpha: 1 - alpha / 255, [1, H, W]."""
+    alpha = np.array(Image.open(path).getchannel("A")).astype(np.float32) / 255.0
+    return (1.0 - torch.from_numpy(alpha)).unsqueeze(0)
+
+
+# (mask width, height) -> (reference image width, height): phone photos, square crops, video frames; all but
+# the last gave an all-ones mask a value above 1 (1.0000002) after the antialiased resize.
+SIZE_PAIRS = [((1024, 1024), (832, 480)), ((1280, 720), (512, 512)), ((1920, 1080), (512, 512)),
+              ((1920, 1080), (1024, 1024)), ((1000, 1000), (832, 480)), ((4032, 3024), (1280, 720)),
+              ((4032, 3024), (720, 1280)), ((4032, 3024), (512, 512)), ((512, 512), (832, 480))]
+
+
+@pytest.mark.parametrize(("mask_size", "canvas"), SIZE_PAIRS)
+def test_a_solid_mask_of_another_size_than_the_image_is_taken(mask_size, canvas) -> None:
+    regions = build_regions(*canvas, 1, [RegionSource(mask=solid_mask(*mask_size))])
+    assert regions.masks.shape == (1, canvas[1], canvas[0])
+    assert regions.masks.min() >= 0 and regions.masks.max() == 1
+
+
+@pytest.mark.parametrize(("mask_size", "canvas"), SIZE_PAIRS[:4])
+def test_a_load_image_alpha_mask_of_another_size_is_taken(tmp_path, mask_size, canvas) -> None:
+    width, height = mask_size
+    pixels = np.zeros((height, width, 4), np.uint8)
+    pixels[:, : width // 2, 3] = 255  # the left half opaque: LoadImage's mask is 1 on the transparent right
+    Image.fromarray(pixels, "RGBA").save(tmp_path / "cut_out.png")
+    mask = load_image_alpha_mask(tmp_path / "cut_out.png")
+    regions = build_regions(*canvas, 2, [RegionSource(), RegionSource(mask=mask)])
+    right = regions.masks[1]
+    assert right.min() >= 0 and right.max() == 1 and right[:, : canvas[0] // 3].max() == 0
+
+
+@hyp_settings(max_examples=60, deadline=None)
+@given(st.integers(1, 160), st.integers(1, 160), st.integers(1, 160), st.integers(1, 160),
+       st.floats(0.01, 1.0))
+def test_a_mask_at_any_resolution_stays_within_0_1_on_any_canvas(mask_w, mask_h, width, height, value):
+    regions = build_regions(width, height, 1, [RegionSource(mask=solid_mask(mask_w, mask_h, value))])
+    assert regions.masks.min() >= 0 and regions.masks.max() <= 1

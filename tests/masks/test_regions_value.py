@@ -40,6 +40,14 @@ def test_values_outside_0_1_are_an_error_with_the_range_found() -> None:
         Regions(masks)
 
 
+def test_the_range_error_prints_values_that_tell_them_from_0_and_1() -> None:
+    masks = torch.ones(1, 8, 8)
+    masks[0, 0, 0] = torch.nextafter(torch.tensor(1.0), torch.tensor(2.0)) + 1e-7  # 1.00000024
+    masks[0, 0, 1] = -1e-8
+    with pytest.raises(InputError, match=r"values from -9.99999994e-09 to 1.00000024; expected 0 to 1"):
+        Regions(masks)
+
+
 def test_an_all_zero_mask_is_an_error() -> None:
     masks = torch.ones(3, 8, 8)
     masks[2] = 0
