@@ -59,6 +59,12 @@ def output_directory() -> Path:
     return Path("output")
 
 
+def temp_directory() -> Path:
+    if folder_paths is not None:
+        return Path(folder_paths.get_temp_directory())
+    return Path("temp")
+
+
 def metadata_disabled() -> bool:
     """ComfyUI's --disable-metadata: output files carry no prompt or workflow."""
     return bool(getattr(cli_args, "disable_metadata", False))

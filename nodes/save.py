@@ -25,6 +25,22 @@ def _tags(prompt, extra_pnginfo) -> dict[str, str]:
     return tags
 
 
+def _rendered_video(video_file: str) -> Path:
+    """The real path of `video_file` (relative names are taken in the output folder) when it lies inside
+    ComfyUI's output or temp folder, where the sampler streams its files. Anything else is refused with one
+    message, whatever the path: the node must not copy, or tell the existence of, the server's other files."""
+    candidate = Path(video_file)
+    if not candidate.is_absolute():
+        candidate = host.output_directory() / candidate
+    real = Path(os.path.realpath(candidate))  # links and '..' resolved before the check
+    folders = (host.output_directory(), host.temp_directory())
+    if not any(real.is_relative_to(os.path.realpath(folder)) for folder in folders):
+        raise InputError("video_file: only a video in ComfyUI's output or temp folder can be saved; connect "
+                         "the MagicInfinite Sampler's 'file' output (with output = file), or the path of a "
+                         "video rendered into the output folder.")
+    return real
+
+
 def _next_path(filename_prefix: str, width: int, height: int) -> tuple[Path, str]:
     """(full path, subfolder) of the next `<prefix>_<counter>_.mp4` in the output folder."""
     output = host.output_directory()
@@ -64,7 +80,7 @@ class MagicInfiniteSaveVideo:
                 "video_file": ("STRING", {"forceInput": True, "tooltip": (
                     "A finished MP4 streamed by the sampler (its 'file' output, with output = file): copied "
                     "into the output folder under filename_prefix without re-encoding, with the workflow "
-                    "added.")}),
+                    "added. Only files inside ComfyUI's output or temp folder are taken.")}),
             },
             "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"},
         }
@@ -80,6 +96,7 @@ class MagicInfiniteSaveVideo:
              prompt=None, extra_pnginfo=None):
         tags = _tags(prompt, extra_pnginfo)
         if video_file:
+            video_file = _rendered_video(video_file)
             width, height = video_size(video_file)
             path, subfolder = _next_path(filename_prefix, width, height)
             path.parent.mkdir(parents=True, exist_ok=True)

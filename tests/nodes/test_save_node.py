@@ -122,9 +122,9 @@ def test_fractional_rates_are_written_exactly(output, fps, rate) -> None:
     assert probe(output / "MagicInfinite" / "video_00001_.mp4")["rate"] == rate
 
 
-def test_a_streamed_file_is_copied_without_re_encoding_and_gets_the_workflow(tmp_path, output) -> None:
-    streamed = tmp_path / "render" / "MagicInfinite_abc.mp4"
-    streamed.parent.mkdir()
+def test_a_streamed_file_is_copied_without_re_encoding_and_gets_the_workflow(output) -> None:
+    streamed = output / "render" / "MagicInfinite_abc.mp4"
+    streamed.parent.mkdir(parents=True)
     video_file.write_mp4(streamed, frames(20), 25.0, **{"waveform": tone(1.0)["waveform"][0],
                                                        "sample_rate": 16000})
     result = save(video_file=str(streamed), images=frames(1), filename_prefix="long/talk", fps=10.0)
@@ -173,11 +173,52 @@ def test_a_save_that_fails_midway_leaves_no_file_that_looks_finished(output, mon
     assert list((output / "MagicInfinite").iterdir()) == []
 
 
-def test_a_broken_streamed_file_leaves_no_copy(tmp_path, output) -> None:
-    broken = tmp_path / "broken.mp4"
+def test_a_broken_streamed_file_leaves_no_copy(output) -> None:
+    output.mkdir()
+    broken = output / "broken.mp4"
     video_file.write_mp4(broken, frames(10), 25.0)
     broken.write_bytes(broken.read_bytes()[: broken.stat().st_size // 2])
     with pytest.raises(InputError, match="cut short"):
         save(video_file=str(broken))
     saved = output / "MagicInfinite"
     assert not saved.exists() or list(saved.iterdir()) == []
+
+
+REFUSED = ("video_file: only a video in ComfyUI's output or temp folder can be saved; connect the "
+           "MagicInfinite Sampler's 'file' output (with output = file), or the path of a video rendered into "
+           "the output folder.")
+
+
+def test_a_rendered_file_in_the_temp_folder_or_named_relative_to_the_output_folder_is_taken(output) -> None:
+    for rendered in (output / "MagicInfinite" / "talk_abc.mp4", output.parent / "temp" / "preview.mp4"):
+        rendered.parent.mkdir(parents=True, exist_ok=True)
+        video_file.write_mp4(rendered, frames(3), 25.0)
+    save(video_file="MagicInfinite/talk_abc.mp4", filename_prefix="a")
+    save(video_file=str(output.parent / "temp" / "preview.mp4"), filename_prefix="b")
+    assert probe(output / "a_00001_.mp4")["frames"] == probe(output / "b_00001_.mp4")["frames"] == 3
+
+
+@pytest.mark.parametrize("where", ["elsewhere", "dot-dot", "sibling folder", "link pointing out",
+                                   "relative dot-dot", "missing elsewhere"])
+def test_a_file_outside_the_output_and_temp_folders_is_refused_and_its_existence_not_told(output, tmp_path,
+                                                                                        where) -> None:
+    secret = tmp_path / "private" / "secret.mp4"
+    secret.parent.mkdir()
+    video_file.write_mp4(secret, frames(3), 25.0)
+    (output / "render").mkdir(parents=True)
+    evil = tmp_path / "output_evil" / "clip.mp4"  # shares the output folder's name as a prefix
+    evil.parent.mkdir()
+    video_file.write_mp4(evil, frames(3), 25.0)
+    (output / "render" / "link.mp4").symlink_to(secret)
+    given = {
+        "elsewhere": str(secret),
+        "dot-dot": f"{output}/render/../../private/secret.mp4",
+        "sibling folder": str(evil),
+        "link pointing out": str(output / "render" / "link.mp4"),
+        "relative dot-dot": "../private/secret.mp4",
+        "missing elsewhere": str(tmp_path / "private" / "no_such.mp4"),
+    }[where]
+    with pytest.raises(InputError) as refused:
+        save(video_file=given)
+    assert str(refused.value) == REFUSED  # the same words for every path: nothing told about it
+    assert sorted(p.name for p in output.rglob("*")) == ["link.mp4", "render"]  # nothing copied in
