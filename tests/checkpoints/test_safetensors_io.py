@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import save_file
 
-from magicinfinite_core.checkpoints import open_tensor_file
+from magicinfinite_core.checkpoints import open_tensor_file, safetensors_io
+from magicinfinite_core.checkpoints.safetensors_io import MAX_HEADER_BYTES
 from magicinfinite_core.errors import CheckpointError
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def tensors(count: int = 6) -> dict[str, torch.Tensor]:
@@ -119,3 +125,63 @@ def test_other_formats_and_missing_files_are_refused(tmp_path):
         open_tensor_file(tmp_path / "model.gguf")
     with pytest.raises(CheckpointError, match="not found"):
         open_tensor_file(tmp_path / "absent.safetensors")
+
+
+def write_with_header(path, header: dict, data: bytes = b"") -> None:
+    """A safetensors file written by hand: 8-byte header length, the JSON header, the data."""
+    encoded = json.dumps(header).encode()
+    path.write_bytes(len(encoded).to_bytes(8, "little") + encoded + data)
+
+
+def test_a_hostile_88_mb_header_is_refused_before_it_is_parsed(tmp_path, monkeypatch):
+    path = tmp_path / "hostile.safetensors"
+    write_with_header(path, {"__metadata__": {"filler": "x" * 88_000_000}, "w": {
+        "dtype": "U8", "shape": [1], "data_offsets": [0, 1]}}, b"\0")
+    parsed = []
+    monkeypatch.setattr(safetensors_io, "safe_open", lambda *args, **kwargs: parsed.append(args))
+    with pytest.raises(CheckpointError) as error:
+        open_tensor_file(path)
+    assert parsed == []  # refused from the 8-byte length alone
+    header_bytes = path.stat().st_size - 8 - 1
+    assert str(error.value).startswith(
+        f"hostile.safetensors: its safetensors header claims {header_bytes:,} bytes, over the "
+        f"{MAX_HEADER_BYTES:,}-byte limit")
+
+
+def test_headers_up_to_the_limit_are_read(tmp_path):
+    path = tmp_path / "large_metadata.safetensors"
+    header = {"__metadata__": {"ss_tag_frequency": "y" * 4_000_000},  # a LoRA's training metadata
+              "w": {"dtype": "U8", "shape": [2], "data_offsets": [0, 2]}}
+    write_with_header(path, header, b"\1\2")
+    opened = open_tensor_file(path)
+    assert opened.shapes() == {"w": (2,)} and len(opened.metadata["ss_tag_frequency"]) == 4_000_000
+    claims_one_byte_too_many = (MAX_HEADER_BYTES + 1).to_bytes(8, "little")
+    path.write_bytes(claims_one_byte_too_many + path.read_bytes()[8:])
+    with pytest.raises(CheckpointError, match=f"claims {MAX_HEADER_BYTES + 1:,} bytes"):
+        open_tensor_file(path)
+
+
+def test_importing_the_pack_starts_no_process_and_searches_no_library(tmp_path):
+    """ctypes.util.find_library runs `ldconfig -p` in a subprocess; the pack must not do it on import,
+    nor when it later reads a checkpoint."""
+    save_file(tensors(), str(tmp_path / "m.safetensors"))
+    script = r"""
+import ctypes.util, json, subprocess, sys
+calls = []
+real_init, real_find = subprocess.Popen.__init__, ctypes.util.find_library
+def popen(self, args, *rest, **options):
+    calls.append(["Popen", str(args)])
+    return real_init(self, args, *rest, **options)
+def find_library(name):
+    calls.append(["find_library", name])
+    return real_find(name)
+subprocess.Popen.__init__, ctypes.util.find_library = popen, find_library
+import nodes
+from magicinfinite_core.checkpoints import open_tensor_file
+dict(open_tensor_file(sys.argv[1]).read(["blocks.0.ffn.0.weight"]))
+print(json.dumps(calls))
+"""
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "m.safetensors")], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
