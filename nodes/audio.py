@@ -10,6 +10,7 @@ from magicinfinite_core.audio import (
 from magicinfinite_core.mini.bundle import AUDIO_ENCODER_FILE, EMBEDDED_BUNDLE_DIR, EMBEDDED_BUNDLE_NAME
 
 from . import host
+from .inputs import refuse_undeclared
 
 _SPEAKERS = range(1, MAX_SPEAKERS + 1)
 # Pickles are listed too, so that choosing one explains why it is refused.
@@ -98,6 +99,7 @@ class MagicInfiniteAudioEmbed:
                    "(any length: long tracks are encoded in chunks and kept on disk).")
 
     def embed(self, audio_1, fps: float, mode: str, normalize_loudness: bool, audio_encoder=None, **optional):
+        refuse_undeclared("MagicInfinite Audio Embed", optional, _speaker_inputs(), MAX_SPEAKERS)
         audios = [audio_1, *(optional.get(f"audio_{i}") for i in _SPEAKERS[1:])]
         tracks = tracks_from_host_audio(audios, [optional.get(f"gain_{i}", 1.0) for i in _SPEAKERS])
         features = embed_speakers(

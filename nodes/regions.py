@@ -4,6 +4,8 @@ from magicinfinite_core.masks import MAX_SPEAKERS, RegionSource, build_regions
 from magicinfinite_core.masks.preview import tint_preview
 from magicinfinite_core.masks.splits import SPLIT_LAYOUTS
 
+from .inputs import refuse_undeclared
+
 _SPEAKERS = range(1, MAX_SPEAKERS + 1)
 
 
@@ -57,6 +59,7 @@ class MagicInfiniteRegionMasks:
                    "audio track i moves only speaker i's region.")
 
     def build(self, image, num_speakers: int, auto_split: str, grow_px: int, feather_px: int, **speakers):
+        refuse_undeclared("MagicInfinite Region Masks", speakers, _speaker_inputs(), MAX_SPEAKERS)
         sources = [RegionSource(mask=speakers.get(f"mask_{i}"), box=speakers.get(f"box_{i}") or "")
                    for i in _SPEAKERS]
         canvas_height, canvas_width = image.shape[1:3]

@@ -4,9 +4,21 @@ from magicinfinite_core.errors import InputError
 from magicinfinite_core.sampling.text import build_text_conditioning
 
 
-def _context(conditioning):
-    """The text tokens [1, L, D] of a ComfyUI CONDITIONING ([[tensor, {extra}], ...]; the first entry)."""
-    return None if conditioning is None else conditioning[0][0]
+def _context(conditioning, name: str):
+    """The text tokens [1, L, D] of a ComfyUI CONDITIONING ([[tensor, {extra}]]) holding one prompt.
+
+    Several entries (Conditioning (Combine)) ask a sampler to average the predictions of several prompts
+    at once; a Wan window takes one text context, so they are refused rather than all but one dropped."""
+    if conditioning is None:
+        return None
+    if len(conditioning) != 1:
+        raise InputError(
+            f"{name}: this CONDITIONING holds {len(conditioning)} prompts (from Conditioning (Combine) or a "
+            "similar node); MagicInfinite takes one. Connect a single CLIPTextEncode, or write the prompts "
+            "into prompt_schedule with a CLIP connected, one 'seconds: prompt' line each, to change the "
+            "prompt over time."
+        )
+    return conditioning[0][0]
 
 
 def _encoder(clip, model):
@@ -62,7 +74,8 @@ class MagicInfiniteTextConditioning:
         if encode is None and positive is None and model is not None:
             raise InputError("model: it brings no text encoder (only the embedded MagicInfinite-Mini does); "
                              "connect a CLIP (CLIPLoader with umT5, type wan) or positive conditioning.")
-        return (build_text_conditioning(positive=_context(positive), negative=_context(negative),
+        return (build_text_conditioning(positive=_context(positive, "positive"),
+                                        negative=_context(negative, "negative"),
                                         schedule=prompt_schedule, negative_prompt=negative_prompt,
                                         encode=encode),)
 

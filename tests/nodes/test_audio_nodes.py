@@ -97,3 +97,17 @@ def test_embed_input_mistakes_name_the_input(encoder):
     batch = {"waveform": torch.zeros(2, 1, 16000), "sample_rate": 16000}
     with pytest.raises(InputError, match="audio_1: holds a batch of 2"):
         node.embed(batch, 25.0, "para", True, audio_encoder=encoder)
+
+
+@pytest.mark.parametrize("name", ["audio_5", "gain_5", "encoder_output_7"])
+def test_a_fifth_voice_in_an_api_prompt_is_refused_by_name(encoder, name):
+    # ComfyUI passes a linked input the node does not declare on to it: it must not vanish silently.
+    stem, number = name.rsplit("_", 1)
+    with pytest.raises(InputError, match=(
+            rf"^{name}: MagicInfinite Audio Embed takes at most 4 speakers \({stem}_1 to {stem}_4\); "
+            rf"speaker {number} would be left out of the video, so it is refused")):
+        MagicInfiniteAudioEmbed().embed(audio(1.0), 25.0, "para", True, audio_encoder=encoder,
+                                        audio_2=audio(1.0), **{name: audio(1.0)})
+    with pytest.raises(InputError, match="^audio: MagicInfinite Audio Embed has no input of this name"):
+        MagicInfiniteAudioEmbed().embed(audio(1.0), 25.0, "para", True, audio_encoder=encoder,
+                                        audio=audio(1.0))

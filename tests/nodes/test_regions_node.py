@@ -49,6 +49,12 @@ def test_a_mask_for_a_speaker_beyond_num_speakers_is_an_error() -> None:
         MagicInfiniteRegionMasks().build(image=torch.rand(1, 8, 8, 3), **inputs)
 
 
+def test_a_fifth_speakers_mask_in_an_api_prompt_is_refused_by_name() -> None:
+    inputs = default_inputs() | {"num_speakers": 4, "mask_5": torch.ones(1, 8, 8)}
+    with pytest.raises(InputError, match=r"^mask_5: MagicInfinite Region Masks takes at most 4 speakers"):
+        MagicInfiniteRegionMasks().build(image=torch.rand(1, 8, 8, 3), **inputs)
+
+
 def test_optional_box_widgets_left_empty_mean_automatic_split() -> None:
     inputs = default_inputs() | {f"box_{i}": "" for i in range(1, 5)}
     regions, _ = MagicInfiniteRegionMasks().build(image=torch.rand(1, 32, 64, 3), **inputs)

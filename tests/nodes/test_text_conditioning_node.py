@@ -51,3 +51,13 @@ def test_a_clip_encodes_the_schedule_and_the_negative_prompt() -> None:
 def test_nothing_to_encode_is_a_clear_error() -> None:
     with pytest.raises(InputError, match="CLIP"):
         MagicInfiniteTextConditioning().condition("0: calm", "")
+
+
+@pytest.mark.parametrize("name", ["positive", "negative"])
+def test_a_combined_conditioning_of_several_prompts_is_refused_naming_the_input(name) -> None:
+    combined = conditioning(1.0) + conditioning(2.0)  # what Conditioning (Combine) makes
+    inputs = {"positive": conditioning(1.0), "negative": conditioning(3.0)} | {name: combined}
+    with pytest.raises(InputError, match=(
+            rf"^{name}: this CONDITIONING holds 2 prompts \(from Conditioning \(Combine\) or a similar "
+            r"node\); MagicInfinite takes one\. .*prompt_schedule")):
+        MagicInfiniteTextConditioning().condition("", "", **inputs)
