@@ -1,9 +1,14 @@
-"""Save Video through a real ComfyUI (the checkout at $COMFYUI_DIR): its `video_file` input, a plain string
-in an API prompt, copies only videos inside ComfyUI's output or temp folder. A video elsewhere (named
-directly, through `..`, through a link inside the output folder, or in a sibling folder named like it) is
-refused with the same words whether it exists or not, nothing is copied and /view has nothing to serve.
+"""API prompts a hostile or mistaken client can send, through a real ComfyUI (the checkout at $COMFYUI_DIR,
+started on 127.0.0.1 by comfyui_server.py).
 
-Skipped unless COMFYUI_DIR is set: COMFYUI_DIR=/path/to/ComfyUI pytest tests/host -s
+Save Video's `video_file`, a plain string in an API prompt, copies only videos inside ComfyUI's output or
+temp folder: a video elsewhere (named directly, through `..`, through a link inside the output folder, or
+in a sibling folder named like it) is refused with the same words whether it exists or not, nothing is
+copied and /view has nothing to serve. A fifth voice linked as `audio_5`, which ComfyUI hands to the node
+although it is not declared, is refused by name instead of left out of the video.
+
+Skipped unless COMFYUI_DIR is set (failed when it is set but not a ComfyUI checkout):
+COMFYUI_DIR=/path/to/ComfyUI pytest tests/host -s
 """
 
 from __future__ import annotations
@@ -16,10 +21,13 @@ import urllib.request
 import pytest
 import torch
 
+from magicinfinite_core.assets import SAMPLE_SPEECH_WAV
+from magicinfinite_core.mini.bundle import EMBEDDED_BUNDLE_NAME
 from magicinfinite_core.video_file import write_mp4
 from scripts.api_example import ComfyUI, ComfyUIError, wait
+from tests.host.checkout import requires_comfyui
 
-pytestmark = pytest.mark.skipif(not os.environ.get("COMFYUI_DIR"), reason="COMFYUI_DIR is not set")
+pytestmark = requires_comfyui
 
 REFUSED = ("node 1 (MagicInfiniteSaveVideo) failed: video_file: only a video in ComfyUI's output or temp "
            "folder can be saved; connect the MagicInfinite Sampler's 'file' output (with output = file), or "
@@ -88,3 +96,21 @@ def test_a_video_outside_the_output_and_temp_folders_is_neither_copied_nor_serve
     assert str(refused.value) == REFUSED  # the same words whatever the path: nothing told about it
     assert not (server.output_dir / prefix).exists()
     assert view_status(server, "clip_00001_.mp4", prefix) == 404
+
+
+def test_a_fifth_voice_linked_in_an_api_prompt_is_refused_by_name(server) -> None:
+    comfy = ComfyUI(server.url)
+    voice = comfy.upload(SAMPLE_SPEECH_WAV)
+    prompt = {
+        "1": {"class_type": "LoadAudio", "inputs": {"audio": voice}},
+        "2": {"class_type": "MagicInfiniteAudioEncoderLoader",
+              "inputs": {"audio_encoder_name": EMBEDDED_BUNDLE_NAME}},
+        "3": {"class_type": "MagicInfiniteAudioEmbed", "inputs": {
+            "audio_1": ["1", 0], "audio_2": ["1", 0], "audio_5": ["1", 0], "audio_encoder": ["2", 0],
+            "fps": 25.0, "mode": "para", "normalize_loudness": True}},
+        "4": {"class_type": "PreviewAudio", "inputs": {"audio": ["3", 1]}},
+    }
+    with pytest.raises(ComfyUIError, match=(
+            r"^node 3 \(MagicInfiniteAudioEmbed\) failed: audio_5: MagicInfinite Audio Embed takes at most 4 "
+            r"speakers \(audio_1 to audio_4\); speaker 5 would be left out of the video, so it is refused")):
+        wait(comfy, comfy.queue(prompt), report=lambda _: None)
