@@ -10,6 +10,7 @@ name only on success: a failed or cancelled run never leaves a file that looks c
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -29,6 +30,8 @@ PARTS_SUFFIX = ".parts"
 PARTIAL_SUFFIX = ".partial"
 SEGMENT_SUFFIX = ".seg"
 _SEGMENT_NAME = re.compile(r"^(\d{6})\.seg$")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -251,6 +254,13 @@ class Mp4Sink:
         self.partial.unlink(missing_ok=True)
         for temporary in self.parts.glob("*.tmp") if self.parts.is_dir() else ():
             temporary.unlink(missing_ok=True)
+        kept = len(self._segments())
+        if kept:
+            log.warning("%s: the render of %s stopped; its %d finished window(s) are kept there. Run it "
+                        "again with the same inputs to continue from there, or delete that folder to free "
+                        "its disk space.", self.parts, self.path.name, kept)
+        elif self.parts.is_dir() and not any(self.parts.iterdir()):
+            self.parts.rmdir()  # nothing finished: leave no empty folder behind
 
 
 def last_frame(path: Path) -> torch.Tensor:
