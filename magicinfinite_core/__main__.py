@@ -1,48 +1,60 @@
-"""Command line of the engine: `python -m magicinfinite_core demo|render|parts [options]` (see mini/demo.py,
-render.py and parts_command.py; `torchrun --nproc-per-node N -m magicinfinite_core render ...` splits each
-window over N GPUs)."""
+"""Command line of the engine: `python -m magicinfinite_core COMMAND [options]`; `torchrun --nproc-per-node N
+-m magicinfinite_core render ...` splits each window over N GPUs.
+
+Only the chosen command's module is imported, and the light ones (demo, parts) import nothing heavy
+themselves, so `--help` and argument errors answer at once; torch (seconds to import) comes in only once a
+command runs. Ctrl-C at any moment ends with one line, never a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
-from magicinfinite_core.mini import demo
+from magicinfinite_core.errors import Interrupted
+
+# Command -> (module with DESCRIPTION, add_arguments(parser) and main(args) -> exit code, one-line help).
+COMMANDS = {
+    "demo": ("magicinfinite_core.mini.demo_command",
+             "make a talking video with the embedded small model (no model files to download)"),
+    "render": ("magicinfinite_core.render",
+               "make a talking video from checkpoint files, on one or (under torchrun) several processes"),
+    "parts": ("magicinfinite_core.parts_command",
+              "list the unfinished renders (*.mp4.parts folders) in an output folder; delete stale ones"),
+}
+EXIT_STOPPED = 130  # as a shell reports a program ended by Ctrl-C
+
+
+def build_parser(chosen: str | None) -> argparse.ArgumentParser:
+    """The parser, with the arguments of the `chosen` command only (its module is the one imported)."""
+    parser = argparse.ArgumentParser(prog="python -m magicinfinite_core",
+                                     description="MagicInfinite engine, outside ComfyUI.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        if name != chosen:
+            commands.add_parser(name, help=help_text)
+            continue
+        command = importlib.import_module(module_name)
+        subparser = commands.add_parser(name, help=help_text, description=command.DESCRIPTION)
+        command.add_arguments(subparser)
+        subparser.set_defaults(run=command.main)
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m magicinfinite_core",
-        description="MagicInfinite engine, outside ComfyUI.",
-    )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    demo.add_arguments(commands.add_parser(
-        "demo",
-        help="make a talking video with the embedded small model (no download)",
-        description=("Runs the whole pipeline (audio features, text, window sampler, MP4 with audio) on the "
-                     "embedded MagicInfinite-Mini model: a small stand-in, not the real Wan2.1 model."),
-    ))
-    from magicinfinite_core import parts_command, render  # imported here: the demo does not need them
-
-    render.add_arguments(commands.add_parser(
-        "render",
-        help="make a talking video from checkpoint files, on one or (under torchrun) several processes",
-        description=("Renders with the DiT/adapter/LoRA files given (default: the embedded small model), "
-                     "the VAE and text encoder of a MagicInfinite-Mini bundle (the engine has no loader for "
-                     "the Wan2.1 VAE or umT5). Under torchrun each window's DiT is split over the processes "
-                     "(sequence parallel); rank 0 writes the MP4."),
-    ))
-    parts_command.add_arguments(commands.add_parser(
-        "parts",
-        help="list the unfinished renders (*.mp4.parts folders) in an output folder; delete stale ones",
-        description=("A stopped streamed render keeps its finished windows in <name>.mp4.parts/ so that the "
-                     "same inputs continue it; these folders stay until deleted. Lists them, or deletes "
-                     "those untouched for more than --delete-older-than DAYS."),
-    ))
-    args = parser.parse_args(argv)
-    commands_main = {"demo": demo.main, "render": render.main, "parts": parts_command.main}
-    return commands_main[args.command](args)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    chosen = next((word for word in argv if not word.startswith("-")), None)
+    try:
+        args = build_parser(chosen if chosen in COMMANDS else None).parse_args(argv)
+        return args.run(args)
+    except Interrupted as stopped:  # the command's own line: what is kept, how to continue
+        sys.stderr.write(f"\n{stopped}\n")
+        return EXIT_STOPPED
+    except KeyboardInterrupt:  # before the command could say more (e.g. while torch is imported)
+        sys.stderr.write("\nStopped.\n")
+        return EXIT_STOPPED
 
 
 if __name__ == "__main__":

@@ -18,4 +18,5 @@ class CheckpointError(MagicInfiniteError):
 
 
 class Interrupted(MagicInfiniteError):
-    """The user cancelled a run; raised between sampling steps."""
+    """The user stopped a run (Ctrl-C on the command line); the message says what was kept and how to
+    continue."""

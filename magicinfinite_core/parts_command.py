@@ -13,6 +13,10 @@ from typing import TextIO
 from magicinfinite_core.errors import MagicInfiniteError
 from magicinfinite_core.sampling.unfinished import UnfinishedRender, remove_stale, unfinished_renders
 
+DESCRIPTION = ("A stopped streamed render keeps its finished windows in <name>.mp4.parts/ so that the same "
+               "inputs continue it; these folders stay until deleted. Lists them, or deletes those untouched "
+               "for more than --delete-older-than DAYS.")
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("folder", type=Path, help="the output folder to look in (subfolders included)")

@@ -6,19 +6,21 @@ bundle's text encoder -> the window sampler with the bundle's VAE at the size, w
 the bundle was made for -> an H.264 + AAC file streamed window by window. Nothing is downloaded.
 
 The embedded model is a small stand-in: what it shows depends on bundle.json's `trained` flag, and the demo
-says so before it starts.
+says so before it starts. Options and the command line's checks and messages are in demo_command.py, which
+imports no torch.
+
+Each seed renders into its own `<out>.parts/seed-<seed>/` folder, so an unfinished render of another seed
+stays where it is (the demo says where) and can still be continued.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TextIO
 
@@ -35,9 +37,10 @@ from magicinfinite_core.assets import (
 )
 from magicinfinite_core.audio import SpeakerTrack, embed_audio
 from magicinfinite_core.audio.preprocess import ENCODER_SAMPLE_RATE
-from magicinfinite_core.errors import InputError, Interrupted, MagicInfiniteError
+from magicinfinite_core.errors import InputError, Interrupted
 from magicinfinite_core.imaging import from_uint8
 from magicinfinite_core.mini.bundle import MiniBundle, load_bundle
+from magicinfinite_core.mini.demo_command import DemoOptions
 from magicinfinite_core.mini.world import synthesize_speech
 from magicinfinite_core.sampling import (
     FrameSink,
@@ -50,45 +53,38 @@ from magicinfinite_core.sampling import (
     sample_video,
 )
 from magicinfinite_core.sampling.live import PLAYLIST_SUFFIX, LiveSink
+from magicinfinite_core.sampling.resume import STATE_FILE, warn_outdated
+from magicinfinite_core.sampling.sinks import PARTS_SUFFIX
 
-DEFAULT_OUT = "magicinfinite_demo.mp4"
-MAX_SEED = 2**64 - 1
-
-
-@dataclass(frozen=True)
-class DemoOptions:
-    """What the user chose. seconds: length of the generated voice, or the cut of --audio (None: the
-    bundled 4 s sample, or the whole --audio file)."""
-
-    out: Path = Path(DEFAULT_OUT)
-    seconds: float | None = None
-    seed: int = 0
-    image: Path | None = None
-    audio: Path | None = None
-    prompt: str | None = None
-    live: bool = False  # also publish each finished window to the HLS playlist <out>.m3u8
+SEED_FOLDER = "seed-"
 
 
 class TextProgressBar:
     """A one-line progress bar on a text stream: redrawn in place on a terminal, one line per tenth of the
-    way in a log file (where carriage returns would pile up)."""
+    way in a log file (where carriage returns would pile up).
 
-    def __init__(self, label: str, total: int, stream: TextIO, width: int = 30):
+    The time left is measured from the first update on, so what came before it (loading, the first step's
+    one-time costs, units a resumed run did not redo) does not count as the pace."""
+
+    def __init__(self, label: str, total: int, stream: TextIO, width: int = 30,
+                 clock: Callable[[], float] = time.monotonic):
         self.label, self.total, self.stream, self.width = label, max(total, 1), stream, width
-        self.started = time.monotonic()
+        self.clock = clock
+        self.started = clock()
         self.interactive = stream.isatty()
         self._last_tenth = -1
-        self._done_before: int | None = None  # units a resumed run did not have to do again
+        self._first: tuple[float, int] | None = None  # (time, units done) at the first update
 
     def update(self, done: int, detail: str = "") -> None:
         fraction = min(done / self.total, 1.0)
         filled = round(fraction * self.width)
-        elapsed = time.monotonic() - self.started
-        if self._done_before is None:
-            self._done_before = max(done - 1, 0)
-        timing = f"{elapsed:.0f} s"
-        if 0 < done < self.total:
-            rate = elapsed / max(done - self._done_before, 1)
+        now = self.clock()
+        if self._first is None:
+            self._first = (now, done)
+        timing = f"{now - self.started:.0f} s"
+        first_time, first_done = self._first
+        if first_done < done < self.total:
+            rate = (now - first_time) / (done - first_done)
             timing += f", about {rate * (self.total - done):.0f} s left"
         line = (f"{self.label} [{'#' * filled}{'.' * (self.width - filled)}] {done}/{self.total} "
                 f"{detail}{' ' if detail else ''}({timing})")
@@ -178,15 +174,19 @@ def _voice(options: DemoOptions, log: TextIO) -> tuple[torch.Tensor, int, str]:
     return track.waveform[None], track.sample_rate, f"generated speech-like voice ({options.seconds:g} s)"
 
 
-def _check_output(path: Path) -> None:
-    if path.suffix.lower() != ".mp4":
-        raise InputError(f"--out: the demo writes an MP4 video; give a name ending in .mp4, got "
-                         f"{str(path)!r}.")
-    if not path.parent.is_dir():
-        raise InputError(f"--out: the folder {str(path.parent)!r} does not exist; create it first or "
-                         "choose another path.")
-    if path.is_dir():
-        raise InputError(f"--out: {str(path)!r} is a folder; give a file name ending in .mp4.")
+def parts_folder(out: Path, seed: int) -> Path:
+    """Where the windows of `out`'s render with `seed` are kept until the video is finished."""
+    return out.with_name(out.name + PARTS_SUFFIX) / f"{SEED_FOLDER}{seed}"
+
+
+def other_seeds(out: Path, seed: int) -> dict[int, Path]:
+    """Unfinished renders of `out` with other seeds: seed -> its parts folder."""
+    found = {}
+    for folder in parts_folder(out, seed).parent.glob(f"{SEED_FOLDER}*"):
+        other = folder.name.removeprefix(SEED_FOLDER)
+        if other.isdigit() and int(other) != seed and (folder / STATE_FILE).is_file():
+            found[int(other)] = folder
+    return dict(sorted(found.items()))
 
 
 def describe_model(bundle: MiniBundle) -> str:
@@ -208,15 +208,11 @@ def describe_model(bundle: MiniBundle) -> str:
 
 
 def run_demo(options: DemoOptions, *, log: TextIO | None = None) -> VideoResult:
-    """Run the whole pipeline on the embedded bundle and stream the video to `options.out`; messages and
-    progress go to `log` (default: stderr)."""
+    """Run the whole pipeline on the embedded bundle and stream the video to `options.out` (checked by
+    demo_command.check_output); messages and progress go to `log` (default: stderr). Ctrl-C while sampling
+    raises Interrupted, saying what is kept and how to continue."""
     log = sys.stderr if log is None else log
-    if options.seconds is not None and not (math.isfinite(options.seconds) and options.seconds > 0):
-        raise InputError(f"--seconds: expected a positive number of seconds, got {options.seconds}.")
-    if not 0 <= options.seed <= MAX_SEED:
-        raise InputError(f"--seed: expected a whole number from 0 to {MAX_SEED}, got {options.seed}.")
     out = Path(options.out)
-    _check_output(out)
     started = time.monotonic()
     image = read_image(options.image) if options.image is not None else load_sample_portrait()
     waveform, sample_rate, voice = _voice(options, log)
@@ -246,76 +242,47 @@ def run_demo(options: DemoOptions, *, log: TextIO | None = None) -> VideoResult:
     )
     log.write(f"Video: {features.num_frames} frames ({features.num_frames / features.fps:.2f} s) at "
               f"{info.width}x{info.height}, {info.steps} steps per window of {info.window_frames} frames\n")
+    parts = parts_folder(out, options.seed)
+    with engine_warnings(log):  # an earlier version kept one render directly in <out>.parts/
+        warn_outdated([parts.parent], f"this render starts over in {parts}; delete the other files of "
+                      f"{parts.parent} to free their disk space.")
+    for seed, folder in other_seeds(out, options.seed).items():
+        log.write(f"The unfinished render of seed {seed} stays in {folder}: run with --seed {seed} to "
+                  "continue it, or delete that folder.\n")
     bar = TextProgressBar("sample ", settings.total_steps(features.num_frames), log)
     sink: FrameSink = Mp4Sink(out, num_frames=features.num_frames, fps=features.fps,
-                              waveform=features.waveform, sample_rate=features.sample_rate)
+                              waveform=features.waveform, sample_rate=features.sample_rate, parts=parts)
     if options.live:
         sink = LiveSink(sink, out.with_suffix(PLAYLIST_SUFFIX),
                         max_segment_frames=min(info.window_frames, features.num_frames))
         log.write(f"Live: {out.with_suffix(PLAYLIST_SUFFIX)} lists each window as it is finished\n")
+    windows_done: int | None = None  # before this window, every window is stored in `parts`
 
     def sample_progress(step: StepProgress) -> None:
+        nonlocal windows_done
+        if windows_done is None and step.window > 0:
+            log.write(f"Continuing the unfinished render in {parts}: from window {step.window + 1} of "
+                      f"{step.num_windows}.\n")
+        windows_done = step.window
         bar.update(step.done, f"window {step.window + 1}/{step.num_windows}")
 
-    with engine_warnings(log):
-        result = sample_video(bundle.model.module, bundle.vae, image, features, text, settings, sink=sink,
-                              callback=sample_progress)
+    try:
+        with engine_warnings(log):
+            result = sample_video(bundle.model.module, bundle.vae, image, features, text, settings,
+                                  sink=sink, callback=sample_progress)
+    except KeyboardInterrupt as err:
+        if windows_done is None:
+            raise Interrupted("Stopped before the first step: run the same command again to start (or "
+                              "continue) the video.") from err
+        if windows_done == 0:
+            raise Interrupted("Stopped in window 1, so nothing is kept: the same command starts "
+                              "over.") from err
+        kept = "Window 1 is" if windows_done == 1 else f"Windows 1-{windows_done} are"
+        raise Interrupted(f"Stopped. {kept} kept in {parts}: run the same command again to continue from "
+                          f"window {windows_done + 1}.") from err
+    with suppress(OSError):  # the parts folder of every seed: gone once no seed has an unfinished render
+        parts.parent.rmdir()
     seconds = time.monotonic() - started
     log.write(f"Wrote {result.path.resolve()}: {result.num_frames} frames at {result.fps:g} fps, "
               f"{result.num_frames / result.fps:.2f} s, with audio (in {seconds:.0f} s).\n")
     return result
-
-
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if not 0 <= value <= MAX_SEED:
-        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to {MAX_SEED}, got {text!r}")
-    return value
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--seconds", type=_positive_seconds, default=None, help=(
-        "length of the video: a generated speech-like voice this long, or the first SECONDS of --audio "
-        "(default: the bundled 4 s sample voice)"))
-    parser.add_argument("--out", type=Path, default=Path(DEFAULT_OUT), help=(
-        f"the MP4 to write (default: {DEFAULT_OUT} in the current folder); an interrupted run continues "
-        "where it stopped when run again with the same options"))
-    parser.add_argument("--seed", type=_seed, default=0, help="same seed, same video (default: 0)")
-    parser.add_argument("--image", type=Path, default=None, help=(
-        "your portrait (PNG, JPEG, WebP ...; default: the bundled sample portrait)"))
-    parser.add_argument("--audio", type=Path, default=None, help=(
-        "your voice recording (WAV, MP3, FLAC, M4A ...); the video is as long as it"))
-    parser.add_argument("--prompt", default=None, help=(
-        "what the video shows; or a schedule, e.g. '0: a neutral person / 2: a smiling person' "
-        "(default: the model's own prompt)"))
-    parser.add_argument("--live", action="store_true", help=(
-        "also publish each finished window to an HLS playlist beside --out (<name>.m3u8), playable while "
-        "the video is made, e.g. with ffplay or VLC"))
-
-
-def main(args: argparse.Namespace, *, log: TextIO | None = None) -> int:
-    log = sys.stderr if log is None else log
-    options = DemoOptions(out=args.out, seconds=args.seconds, seed=args.seed, image=args.image,
-                          audio=args.audio, prompt=args.prompt, live=args.live)
-    try:
-        run_demo(options, log=log)
-    except (KeyboardInterrupt, Interrupted):
-        log.write("\nStopped. Run the same command again to continue from the last finished window.\n")
-        return 130
-    except MagicInfiniteError as err:
-        log.write(f"\nerror: {err}\n")
-        return 2
-    return 0

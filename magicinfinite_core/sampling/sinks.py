@@ -10,6 +10,7 @@ name only on success: a failed or cancelled run never leaves a file that looks c
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -148,7 +149,9 @@ class Mp4Sink:
         sample_rate: int,
         crf: int = 18,
         preset: str = "medium",
+        parts: Path | str | None = None,
     ):
+        """parts: the folder of window segments and resume state (default `<path>.parts`)."""
         self.path = Path(path)
         if self.path.suffix.lower() != ".mp4":
             raise InputError(f"output: the streamed video must be an .mp4 file, got {str(self.path)!r}.")
@@ -159,7 +162,7 @@ class Mp4Sink:
         self.sample_rate = sample_rate
         self.crf = crf
         self.preset = preset
-        self.parts = self.path.with_name(self.path.name + PARTS_SUFFIX)
+        self.parts = self.path.with_name(self.path.name + PARTS_SUFFIX) if parts is None else Path(parts)
         self.partial = partial_path(self.path)
         self._next_window = 0
         self._last_frame: torch.Tensor | None = None
@@ -250,17 +253,20 @@ class Mp4Sink:
         return VideoResult(frame, self.fps, frames_written, self.waveform, self.sample_rate, self.path)
 
     def abort(self) -> None:
-        # Keep the finished window parts and the resume state; drop anything half written.
-        self.partial.unlink(missing_ok=True)
-        for temporary in self.parts.glob("*.tmp") if self.parts.is_dir() else ():
-            temporary.unlink(missing_ok=True)
-        kept = len(self._segments())
-        if kept:
-            log.warning("%s: the render of %s stopped; its %d finished window(s) are kept there. Run it "
-                        "again with the same inputs to continue from there, or delete that folder to free "
-                        "its disk space.", self.parts, self.path.name, kept)
-        elif self.parts.is_dir() and not any(self.parts.iterdir()):
-            self.parts.rmdir()  # nothing finished: leave no empty folder behind
+        # Keep the finished window parts and the resume state; drop anything half written. Best effort: on
+        # a full or read-only disk this fails too, and must not hide the error that stopped the render.
+        with contextlib.suppress(OSError):
+            self.partial.unlink(missing_ok=True)
+            for temporary in self.parts.glob("*.tmp") if self.parts.is_dir() else ():
+                with contextlib.suppress(OSError):
+                    temporary.unlink(missing_ok=True)
+            kept = len(self._segments())
+            if kept:
+                log.warning("%s: the render of %s stopped; its %d finished window(s) are kept there. Run it "
+                            "again with the same inputs to continue from there, or delete that folder to free "
+                            "its disk space.", self.parts, self.path.name, kept)
+            elif self.parts.is_dir() and not any(self.parts.iterdir()):
+                self.parts.rmdir()  # nothing finished: leave no empty folder behind
 
 
 def last_frame(path: Path) -> torch.Tensor:

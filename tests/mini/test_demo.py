@@ -5,10 +5,13 @@ errors for bad options."""
 from __future__ import annotations
 
 import dataclasses
+import errno
+import io
 import json
 import math
 import socket
 import wave
+from pathlib import Path
 
 import av
 import numpy as np
@@ -17,9 +20,11 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from magicinfinite_core.__main__ import main
-from magicinfinite_core.mini import demo
+from magicinfinite_core.mini import demo, demo_command
 from magicinfinite_core.mini.bundle import EMBEDDED_BUNDLE_DIR, INFO_FILE, BundleInfo, load_bundle
-from magicinfinite_core.mini.demo import DEFAULT_OUT, describe_model
+from magicinfinite_core.mini.demo import describe_model
+from magicinfinite_core.mini.demo_command import DEFAULT_OUT
+from magicinfinite_core.sampling import Mp4Sink
 from magicinfinite_core.sampling.resume import FORMAT_VERSION, STATE_FILE
 
 # The demo follows the shipped bundle's bundle.json (frame rate, window, steps), so do these tests.
@@ -80,33 +85,113 @@ def test_demo_writes_a_video_with_audio_into_the_current_folder(tmp_path, monkey
     assert not list(tmp_path.glob("*.parts")) and not list(tmp_path.glob("*.partial"))
 
 
-def test_an_interrupted_demo_continues_from_the_last_finished_window(tmp_path, monkeypatch, capsys):
-    out = tmp_path / "resumed.mp4"
+def stop_once_at(monkeypatch, label: str, done: int) -> list[tuple[str, int]]:
+    """Ctrl-C once, when progress bar `label` reaches `done`; returns the (label, done) updates seen."""
     seen: list[tuple[str, int]] = []
-    update = demo.TextProgressBar.update
+    update, interrupts = demo.TextProgressBar.update, [KeyboardInterrupt()]
 
-    interrupts = [KeyboardInterrupt()]  # one Ctrl-C, in the second window of the first run
-
-    def stop_in_window_2_once(bar, done, detail=""):
-        seen.append((bar.label.strip(), done))
-        if seen[-1] == ("sample", INFO.steps + 2) and interrupts:
+    def stop_once(bar, done_now, detail=""):
+        seen.append((bar.label.strip(), done_now))
+        if seen[-1] == (label, done) and interrupts:
             raise interrupts.pop()
-        update(bar, done, detail)
+        update(bar, done_now, detail)
 
-    monkeypatch.setattr(demo.TextProgressBar, "update", stop_in_window_2_once)
-    argv = ["demo", "--seconds", str(TWO_WINDOWS_S), "--out", str(out), "--live"]
-    assert main(argv) == 130
-    assert "Run the same command again to continue" in capsys.readouterr().err and not out.exists()
+    monkeypatch.setattr(demo.TextProgressBar, "update", stop_once)
+    return seen
+
+
+def test_an_interrupted_demo_continues_and_another_seed_leaves_it_where_it_is(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "resumed.mp4"
+    seed_0, seed_1 = tmp_path / "resumed.mp4.parts" / "seed-0", tmp_path / "resumed.mp4.parts" / "seed-1"
+    seen = stop_once_at(monkeypatch, "sample", INFO.steps + 2)  # in the second window of the first run
+    argv = ["demo", "--seconds", str(TWO_WINDOWS_S), "--out", str(out)]
+    assert main([*argv, "--live"]) == 130
+    err = capsys.readouterr().err
+    assert err.endswith(f"\nStopped. Window 1 is kept in {seed_0}: run the same command again to continue "
+                        "from window 2.\n") and "Traceback" not in err and not out.exists()
     playlist = tmp_path / "resumed.m3u8"
     assert playlist.read_text().splitlines()[-1] == "resumed.hls/000000.ts"  # window 1, still open
+
+    assert main([*argv, "--seed", "1"]) == 0  # another seed: a render of its own, from window 1
+    err = capsys.readouterr().err
+    assert (f"The unfinished render of seed 0 stays in {seed_0}: run with --seed 0 to continue it, or delete "
+            "that folder.\n") in err and "Continuing" not in err
+    assert sorted(p.name for p in seed_0.iterdir()) == ["000000.seg", "resume.safetensors"]
+    assert not seed_1.exists()
+
     seen.clear()
-    assert main(argv) == 0
+    assert main([*argv, "--live"]) == 0
+    assert f"Continuing the unfinished render in {seed_0}: from window 2 of 2.\n" in capsys.readouterr().err
     second_window = list(range(INFO.steps + 1, 2 * INFO.steps + 1))
     assert [done for label, done in seen if label == "sample"] == second_window  # window 1 was kept
     assert probe(out)[0] == TWO_WINDOWS_FRAMES
     lines = playlist.read_text().splitlines()  # the resumed run continued the live playlist
     segments = [line for line in lines if not line.startswith("#")]
     assert segments == ["resumed.hls/000000.ts", "resumed.hls/000001.ts"] and lines[-1] == "#EXT-X-ENDLIST"
+    assert not (tmp_path / "resumed.mp4.parts").exists()  # no seed has an unfinished render left
+
+
+def test_the_time_left_is_paced_from_the_first_step_not_from_loading():
+    class Clock:
+        now = 0.0
+
+        def __call__(self) -> float:
+            return self.now
+
+    clock, log = Clock(), io.StringIO()
+    bar = demo.TextProgressBar("sample ", 20, log, clock=clock)
+    clock.now = 100.0  # loading and the first step's one-time costs
+    bar.update(1)
+    assert "left" not in log.getvalue()  # one point is no pace yet
+    clock.now = 102.0
+    bar.update(3)  # 1 s a step since the first update
+    assert log.getvalue().splitlines()[-1].endswith("(102 s, about 17 s left)")
+
+
+def test_a_full_disk_is_one_line_naming_out_and_a_failing_cleanup_does_not_hide_it(tmp_path, monkeypatch,
+                                                                                  capsys):
+    out = tmp_path / "full.mp4"
+
+    def read_only(path, *args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    def disk_full(sink, window_index, frames):
+        monkeypatch.setattr(Path, "unlink", read_only)  # the sink's cleanup fails as well
+        raise OSError(errno.ENOSPC, "No space left on device", str(sink.parts / "000000.tmp"))
+
+    monkeypatch.setattr(Mp4Sink, "write", disk_full)
+    assert main(["demo", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == (
+        f"error: --out {out}: writing the video failed: No space left on device "
+        f"({tmp_path / 'full.mp4.parts' / 'seed-0' / '000000.tmp'}). Free disk space or choose another "
+        "--out; finished windows are kept, so the same command continues them.")
+    assert "Traceback" not in err and "Read-only" not in err
+
+
+def test_any_other_failure_is_one_line_naming_out(tmp_path, monkeypatch, capsys):
+    def broken(*args, **kwargs):
+        raise RuntimeError("something unexpected")
+
+    monkeypatch.setattr(demo, "sample_video", broken)
+    assert main(["demo", "--out", str(tmp_path / "x.mp4")]) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == (f"error: the demo failed while making --out {tmp_path / 'x.mp4'}: "
+                                    "RuntimeError: something unexpected. Finished windows are kept, so the "
+                                    "same command continues them.")
+    assert "Traceback" not in err
+
+
+def test_a_read_only_output_folder_is_reported_before_anything_loads(tmp_path, monkeypatch, capsys):
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(demo_command.tempfile, "TemporaryFile", read_only)
+    monkeypatch.setattr(demo, "load_bundle", lambda: pytest.fail("the model was loaded"))
+    assert main(["demo", "--out", str(tmp_path / "x.mp4")]) == 2
+    assert capsys.readouterr().err == (f"\nerror: --out: cannot write into the folder {str(tmp_path)!r} "
+                                       "(Read-only file system); choose an --out in a folder you can write "
+                                       "to.\n")
 
 
 def test_demo_takes_the_users_picture_recording_and_prompt_schedule(tmp_path, capsys):
@@ -150,6 +235,7 @@ def test_bad_option_values_stop_the_command_line_with_a_clear_message(argv, expe
 @pytest.mark.parametrize("argv, expected", [
     (["--out", "video.avi"], "--out: the demo writes an MP4 video; give a name ending in .mp4"),
     (["--out", "no/such/folder/video.mp4"], "--out: the folder 'no/such/folder' does not exist"),
+    (["--out", "notes.txt/video.mp4"], "--out: the folder 'notes.txt' does not exist (or is not a folder)"),
     (["--image", "missing.png"], "--image: 'missing.png' is not a file"),
     (["--image", "notes.txt"], "--image: 'notes.txt' cannot be read as a picture"),
     (["--audio", "missing.wav"], "--audio: 'missing.wav' is not a file"),
@@ -167,17 +253,9 @@ def test_bad_files_are_reported_before_any_work(argv, expected, tmp_path, monkey
 
 def test_an_unfinished_render_of_another_format_starts_over_and_the_demo_says_why(tmp_path, monkeypatch,
                                                                                    capsys):
-    out, parts = tmp_path / "old.mp4", tmp_path / "old.mp4.parts"
+    out, parts = tmp_path / "old.mp4", tmp_path / "old.mp4.parts" / "seed-0"
     argv = ["demo", "--seconds", str(TWO_WINDOWS_S), "--out", str(out)]
-    update, seen, interrupts = demo.TextProgressBar.update, [], [KeyboardInterrupt()]
-
-    def stop_in_window_2_once(bar, done, detail=""):
-        seen.append((bar.label.strip(), done))
-        if seen[-1] == ("sample", INFO.steps + 2) and interrupts:
-            raise interrupts.pop()
-        update(bar, done, detail)
-
-    monkeypatch.setattr(demo.TextProgressBar, "update", stop_in_window_2_once)
+    seen = stop_once_at(monkeypatch, "sample", INFO.steps + 2)
     assert main(argv) == 130
     capsys.readouterr()
     # As the previous resume format saved it: the same inputs, digests made another way.
