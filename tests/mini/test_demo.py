@@ -270,3 +270,21 @@ def test_an_unfinished_render_of_another_format_starts_over_and_the_demo_says_wh
             f"format 1; this version reads {FORMAT_VERSION}) cannot be continued: this render starts over "
             "from the first window and replaces it.\n") in capsys.readouterr().err
     assert probe(out)[0] == TWO_WINDOWS_FRAMES
+
+
+
+def test_an_unfinished_render_of_an_earlier_version_in_the_parts_folder_itself_is_named(tmp_path, monkeypatch,
+                                                                                      capsys):
+    out, old = tmp_path / "x.mp4", tmp_path / "x.mp4.parts"  # where an earlier demo kept its one render
+    old.mkdir()
+    save_file({}, str(old / STATE_FILE), metadata={"state": json.dumps({"format": "1", "next_window": 1})})
+
+    def stop(*args, **kwargs):
+        raise RuntimeError("stop before sampling")
+
+    monkeypatch.setattr(demo, "sample_video", stop)
+    assert main(["demo", "--out", str(out)]) == 1
+    assert (f"warning: {old}: an unfinished render saved by another version of MagicInfinite (resume format "
+            f"1; this version reads {FORMAT_VERSION}) cannot be continued: this render starts over in "
+            f"{old / 'seed-0'}; delete the other files of {old} to free their disk space.\n"
+            ) in capsys.readouterr().err
