@@ -1,8 +1,8 @@
 """Wan2.1 latent space: per-channel normalisation, the i2v image conditioning, and a cheap RGB preview.
 
 A VAE with ComfyUI's interface returns raw latents; the DiT works on latents normalised per channel with
-Wan's 16 mean/std values (REFERENCE.md section 3). Everything that hands latents to the model goes through
-`normalise`, everything that hands them back to the VAE through `denormalise`.
+Wan's 16 mean/std values (Wan2.1's VAE; ComfyUI's Wan21 latent format). Everything that hands latents to
+the model goes through `normalise`, everything that hands them back to the VAE through `denormalise`.
 """
 
 from __future__ import annotations
@@ -89,7 +89,8 @@ def decode(vae: VideoVAE, latent: torch.Tensor) -> torch.Tensor:
 
 
 def image_conditioning(vae: VideoVAE, reference: torch.Tensor, num_frames: int) -> torch.Tensor:
-    """The i2v conditioning y [1, 20, T, h, w] for a window of `num_frames` frames (REFERENCE.md section 3).
+    """The i2v conditioning y [1, 20, T, h, w] for a window of `num_frames` frames: 4 mask channels and the
+    16-channel latent of the reference followed by grey frames, as Wan2.1 i2v was trained with.
 
     reference [1, H, W, 3] 0..1 is pixel frame 0; the other frames are mid-grey (0 in the VAE's -1..1 range).
     The 4 mask channels are 1 where the pixel frame is given: pixel frame 0 is repeated 4 times so that the

@@ -37,7 +37,8 @@ class AudioAdapterConfig:
 
 @dataclass(frozen=True)
 class WanConfig:
-    """Shape of a Wan2.1 DiT (REFERENCE.md section 3) plus an optional audio adapter."""
+    """Shape of a Wan2.1 DiT (1.3B: dim 1536, 30 layers; 14B: dim 5120, 40 layers) plus an optional audio
+    adapter."""
 
     dim: int
     ffn_dim: int

@@ -1,8 +1,9 @@
 """Colour matching against drift: each frame's Lab mean and spread moved to the reference's.
 
-Long generations drift in colour and contrast window after window (REFERENCE.md section 5). Matching every
-frame's per-channel Lab statistics to the reference frame (as the InfiniteTalk reference's colour correction
-does) removes the drift; `strength` blends between the frame (0) and the fully matched frame (1).
+Long generations drift in colour and contrast window after window (users of the Wan talking-video wrappers
+report it after about a minute). Matching every frame's per-channel Lab statistics to the reference frame
+(as the InfiniteTalk reference's colour correction does) removes the drift; `strength` blends between the
+frame (0) and the fully matched frame (1).
 """
 
 from __future__ import annotations

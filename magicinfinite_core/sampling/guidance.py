@@ -1,4 +1,4 @@
-"""Classifier-free guidance over text and audio (REFERENCE.md section 4), counted in model passes.
+"""Classifier-free guidance over text and audio (the MultiTalk/InfiniteTalk rule), counted in model passes.
 
     v = v_u + s_t (v_c - v_nt) + s_a (v_nt - v_u)
 

@@ -1,7 +1,7 @@
 """Noise schedules for flow matching: which sigmas (noise levels, 1 = pure noise, 0 = clean) a window visits.
 
 Wan's flow matching mixes x_t = (1 - s) x0 + s eps; a shift k > 1 spends more steps at high noise:
-s' = k s / (1 + (k - 1) s) (REFERENCE.md sections 3-4). The model is fed timestep = 1000 * sigma.
+s' = k s / (1 + (k - 1) s), as Wan2.1 shifts them. The model is fed timestep = 1000 * sigma.
 """
 
 from __future__ import annotations

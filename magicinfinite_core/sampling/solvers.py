@@ -117,8 +117,8 @@ def sample_distilled(
     constrain: Constrain = keep,
     callback: StepCallback | None = None,
 ) -> torch.Tensor:
-    """The step-distilled sampler (lightx2v, REFERENCE.md section 4): predict x0, then re-noise it with fresh
-    noise to the next sigma: x_next = (1 - s') x0 + s' eps."""
+    """The step-distilled sampler (lightx2v's 4-step distill): predict x0, then re-noise it with fresh noise
+    to the next sigma: x_next = (1 - s') x0 + s' eps."""
 
     def step(i: int, x: torch.Tensor, x0: torch.Tensor, sigma: float, sigma_next: float) -> torch.Tensor:
         return (1 - sigma_next) * x0 + sigma_next * noise_sampler()
