@@ -244,7 +244,7 @@ def _encode_frames(encoder: AudioEncoder, features: Tensor, keep: slice, out: Te
 
 
 def encode_track(encoder: AudioEncoder, read: SampleReader, num_samples: int, num_frames: int,
-                 write: FrameWriter, *, plan: ChunkPlan = ChunkPlan(), device: torch.device | str = "cpu",
+                 write: FrameWriter, *, plan: ChunkPlan = DEFAULT_PLAN, device: torch.device | str = "cpu",
                  on_chunk: Callable[[], None] | None = None) -> None:
     """Encode one track of num_samples samples (16 kHz) into num_frames frames of stacked hidden states,
     handed to write(first_frame, [n, layers, width]) chunk by chunk in order."""

@@ -53,7 +53,7 @@ from magicinfinite_core.sampling import (
     sample_video,
 )
 from magicinfinite_core.sampling.live import PLAYLIST_SUFFIX, LiveSink
-from magicinfinite_core.sampling.resume import STATE_FILE, warn_outdated
+from magicinfinite_core.sampling.resume import ResumeStore, warn_outdated
 from magicinfinite_core.sampling.sinks import PARTS_SUFFIX
 
 SEED_FOLDER = "seed-"
@@ -180,12 +180,12 @@ def parts_folder(out: Path, seed: int) -> Path:
 
 
 def other_seeds(out: Path, seed: int) -> dict[int, Path]:
-    """Unfinished renders of `out` with other seeds: seed -> its parts folder."""
+    """Unfinished renders of `out` with other seeds: seed (as its resume state says) -> its parts folder."""
     found = {}
     for folder in parts_folder(out, seed).parent.glob(f"{SEED_FOLDER}*"):
-        other = folder.name.removeprefix(SEED_FOLDER)
-        if other.isdigit() and int(other) != seed and (folder / STATE_FILE).is_file():
-            found[int(other)] = folder
+        other = ResumeStore(folder).saved_seed()
+        if other is not None and other != seed:
+            found[other] = folder
     return dict(sorted(found.items()))
 
 

@@ -24,13 +24,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..latents import TIME_STRIDE
 from .attention import LayerNorm, attention
 from .cast import CastLinear
 from .config import AudioAdapterConfig
 from .rope import line_rotation, rotate
 from .sequence import TokenShard, WholeSequence
-
-VIDEO_FRAMES_PER_LATENT = 4  # Wan VAE temporal stride
 
 # L-RoPE layout of the MultiTalk checkpoints: speaker classes span these positions, background sits between.
 SPEAKER_POSITION_RANGES = ((0.0, 4.0), (20.0, 24.0))
@@ -47,7 +46,7 @@ def latent_frame_windows(features: torch.Tensor) -> tuple[torch.Tensor, torch.Te
     centre on (3 + 1 + 1 + 3 rows for a 5-row window).
     """
     mid = features.shape[2] // 2
-    later = features[:, 1:].unflatten(1, (-1, VIDEO_FRAMES_PER_LATENT))
+    later = features[:, 1:].unflatten(1, (-1, TIME_STRIDE))
     later = torch.cat([later[:, :, 0, : mid + 1], later[:, :, 1:-1, mid], later[:, :, -1, mid:]], dim=2)
     return features[:, :1], later
 
@@ -57,7 +56,7 @@ class AudioProjection(nn.Module):
 
     def __init__(self, config: AudioAdapterConfig) -> None:
         super().__init__()
-        if config.window_vf != config.window + VIDEO_FRAMES_PER_LATENT - 1:
+        if config.window_vf != config.window + TIME_STRIDE - 1:
             raise ValueError(
                 f"audio adapter window_vf must be window + 3 = {config.window + 3}, got {config.window_vf}"
             )

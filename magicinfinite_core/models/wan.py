@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError
+from ..latents import LATENT_CHANNELS, MASK_CHANNELS, TIME_STRIDE
 from .attention import ImageTextCrossAttention, LayerNorm, SelfAttention, TextCrossAttention
 from .audio_adapter import AudioConditioning, AudioCrossAttention, AudioProjection, RegionGate, SpeakerBinding
 from .cast import CastLinear
@@ -27,7 +28,7 @@ from .config import WanConfig
 from .rope import grid_rotation
 from .sequence import SequenceSplit, TokenShard, WholeSequence
 
-I2V_CONDITION_CHANNELS = 20  # 4 mask channels + 16 reference-latent channels
+I2V_CONDITION_CHANNELS = MASK_CHANNELS + LATENT_CHANNELS  # mask ++ reference latent
 
 
 def sinusoidal_embedding(timestep: torch.Tensor, dim: int) -> torch.Tensor:
@@ -203,7 +204,7 @@ class WanModel(nn.Module):
                 "match this adapter."
             )
         batch, speakers, frames = features.shape[:3]
-        if (frames - 1) % 4:
+        if (frames - 1) % TIME_STRIDE:
             raise InputError(f"audio features: video frames must be 4*k+1 (e.g. 81), got {frames}")
         tokens = self.audio_proj(features.flatten(0, 1).to(self.compute_dtype))
         return tokens.unflatten(0, (batch, speakers))

@@ -29,7 +29,15 @@ from torch import nn
 from magicinfinite_core.audio.features import AudioFeatures, check_adapter_compatible
 from magicinfinite_core.errors import InputError
 from magicinfinite_core.imaging import check_image, fit_image
-from magicinfinite_core.latents import VideoVAE, decode, encode, image_conditioning, latent_frames
+from magicinfinite_core.latents import (
+    LATENT_CHANNELS,
+    SPACE_STRIDE,
+    VideoVAE,
+    decode,
+    encode,
+    image_conditioning,
+    latent_frames,
+)
 from magicinfinite_core.masks.regions import Regions, check_binding
 from magicinfinite_core.models.config import WanConfig
 from magicinfinite_core.sampling.colour import match_colour
@@ -197,7 +205,8 @@ class _WindowSampler:
         negative = self.text.negative.to(device) if self.text.negative is not None else None
 
         generator = torch.Generator("cpu").manual_seed(window_seed(settings.seed, window.index))
-        shape = (1, 16, latent_frames(window.num_frames), settings.height // 8, settings.width // 8)
+        shape = (1, LATENT_CHANNELS, latent_frames(window.num_frames), settings.height // SPACE_STRIDE,
+                 settings.width // SPACE_STRIDE)
 
         def noise() -> torch.Tensor:
             return torch.randn(shape, generator=generator).to(device)

@@ -134,8 +134,12 @@ class ResumeStore:
                   metadata={"state": json.dumps(meta)})
         os.replace(temporary, self.path)
 
-    def clear(self) -> None:
-        self.path.unlink(missing_ok=True)
+    def saved_seed(self) -> int | None:
+        """The seed of the render whose state is saved here, whatever its inputs and format; None when none
+        can be read."""
+        meta = self._metadata()
+        seed = None if meta is None else meta.get("seed")
+        return seed if isinstance(seed, int) else None
 
 
 def outdated_message(directory: Path, found_format: object, consequence: str) -> str:

@@ -76,10 +76,6 @@ class TextConditioning:
     def single(cls, positive: torch.Tensor, negative: torch.Tensor | None = None) -> TextConditioning:
         return cls(((0.0, positive),), negative)
 
-    @property
-    def text_dim(self) -> int:
-        return self.prompts[0][1].shape[-1]
-
     def context_at(self, seconds: float) -> torch.Tensor:
         """The context of the entry in force at `seconds`."""
         starts = [start for start, _ in self.prompts]

@@ -7,7 +7,12 @@ from hypothesis import strategies as st
 
 from magicinfinite_core.errors import InputError
 from magicinfinite_core.masks import Regions
-from magicinfinite_core.masks.splits import SPLIT_LAYOUTS, split_mask, split_masks
+from magicinfinite_core.masks.splits import SPLIT_LAYOUTS, split_mask
+
+
+def split_masks(count: int, layout: str, width: int, height: int) -> torch.Tensor:
+    """All `count` strips [count, height, width], as the region builder asks for them one by one."""
+    return torch.stack([split_mask(i, count, layout, width, height) for i in range(count)])
 
 
 @settings(max_examples=40, deadline=None)
