@@ -1,5 +1,7 @@
 """Finished videos on disk: an MP4 (H.264 + AAC) from frames and audio, or a copy of a streamed MP4, both
-with text tags (ComfyUI keeps the prompt and the workflow there).
+with text tags (ComfyUI keeps the prompt and the workflow there); and what every MP4 writer of the pack
+shares (the sampler's streamed segments too): the exact frame rate, audio cut to the video, AAC channels,
+the one H.264 encoder, `<name>.partial` names, and reading a video's last frame.
 
 Both write to `<name>.partial` (format mp4) and rename to the final name only when the file is complete,
 so a failed or cancelled save never leaves a file that looks finished.
@@ -9,23 +11,85 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from fractions import Fraction
 from pathlib import Path
 
 import av
 import torch
 
 from magicinfinite_core.errors import InputError
-from magicinfinite_core.imaging import to_uint8
-from magicinfinite_core.sampling.sinks import (
-    aac_channels,
-    audio_layout,
-    frame_rate,
-    partial_path,
-    trimmed_audio,
-)
+from magicinfinite_core.imaging import from_uint8, to_uint8
 
+PARTIAL_SUFFIX = ".partial"
 # Keeps custom tags (prompt, workflow) in the MP4's user data; faststart puts the index first for players.
 _MP4_OPTIONS = {"movflags": "use_metadata_tags+faststart"}
+
+
+def trimmed_audio(waveform: torch.Tensor, sample_rate: int, num_frames: int, fps: float) -> torch.Tensor:
+    """waveform [channels, samples] cut (or padded with silence) to exactly num_frames / fps seconds."""
+    samples = round(num_frames * sample_rate / fps)
+    waveform = waveform[:, :samples].float()
+    if waveform.shape[1] < samples:
+        waveform = torch.nn.functional.pad(waveform, (0, samples - waveform.shape[1]))
+    return waveform
+
+
+def frame_rate(fps: float) -> Fraction:
+    """The exact rate written for `fps` (25 -> 25, 30000/1001 -> 30000/1001, 29.97 -> 2997/100)."""
+    if not fps > 0:
+        raise InputError(f"fps: expected a frame rate above 0, got {fps}.")
+    return Fraction(fps).limit_denominator(1001)
+
+
+def partial_path(path: Path) -> Path:
+    """Where `path` is written until it is complete (`<name>.partial`), then renamed to `path`."""
+    return path.with_name(path.name + PARTIAL_SUFFIX)
+
+
+def aac_channels(waveform: torch.Tensor) -> torch.Tensor:
+    """AAC takes mono or stereo: a waveform [channels, samples] with more channels is mixed down to mono."""
+    return waveform if waveform.shape[0] <= 2 else waveform.mean(0, keepdim=True)
+
+
+def audio_layout(channels: int) -> str:
+    """PyAV's layout name for the 1 or 2 channels left by aac_channels."""
+    return "mono" if channels == 1 else "stereo"
+
+
+def add_h264_stream(container: av.container.OutputContainer, rate: Fraction, width: int, height: int, *,
+                    crf: int = 18, preset: str = "medium") -> av.VideoStream:
+    """The pack's one H.264 setting (yuv420p), for every MP4 it writes."""
+    stream = container.add_stream("libx264", rate=rate)
+    stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+    # No B-frames: every packet's dts equals its pts, so the sampler's segments join end to end.
+    stream.options = {"crf": str(crf), "preset": preset, "bf": "0"}
+    return stream
+
+
+def encode_h264(container: av.container.OutputContainer, stream: av.VideoStream,
+                frames: torch.Tensor) -> None:
+    """Encode frames [n, H, W, 3] 0..1 as the whole of `stream` (from add_h264_stream)."""
+    for index, picture in enumerate(to_uint8(frames)):
+        frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+        frame.pts = index
+        container.mux(stream.encode(frame))
+    container.mux(stream.encode(None))
+
+
+def last_frame(path: Path) -> torch.Tensor:
+    """The last frame [1, H, W, 3] float 0..1 of a video file, decoding only its last second or so."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        if stream.duration is not None:
+            container.seek(max(0, stream.duration - int(2 / stream.time_base)), stream=stream, backward=True)
+        frame = None
+        for frame in container.decode(stream):  # noqa: B007  (the loop keeps the last one)
+            pass
+        if frame is None:
+            raise InputError(f"output: {path} holds no video frame; delete it to render it again.")
+        return from_uint8(frame.to_ndarray(format="rgb24"))[None]
+
+
 
 
 def _even_frames(frames: torch.Tensor) -> torch.Tensor:
@@ -61,18 +125,11 @@ def write_mp4(
     try:
         with av.open(str(partial), "w", format="mp4", options=_MP4_OPTIONS) as container:
             container.metadata.update(tags or {})
-            video = container.add_stream("libx264", rate=rate)
-            video.height, video.width = frames.shape[1:3]
-            video.pix_fmt = "yuv420p"
-            video.options = {"crf": str(crf)}
+            video = add_h264_stream(container, rate, frames.shape[2], frames.shape[1], crf=crf)
             sound = None
             if audio is not None:
                 sound = container.add_stream("aac", rate=sample_rate, layout=audio_layout(audio.shape[0]))
-            for index, frame in enumerate(frames):
-                picture = av.VideoFrame.from_ndarray(to_uint8(frame), format="rgb24")
-                picture.pts = index
-                container.mux(video.encode(picture))
-            container.mux(video.encode(None))
+            encode_h264(container, video, frames)
             if sound is not None and audio.shape[1]:
                 chunk = av.AudioFrame.from_ndarray(audio.contiguous().numpy(), format="fltp",
                                                    layout=audio_layout(audio.shape[0]))

@@ -24,11 +24,19 @@ import av
 import torch
 
 from magicinfinite_core.errors import InputError
-from magicinfinite_core.imaging import from_uint8, to_uint8
 from magicinfinite_core.sampling.resume import ResumeStore
+from magicinfinite_core.video_file import (
+    aac_channels,
+    add_h264_stream,
+    audio_layout,
+    encode_h264,
+    frame_rate,
+    last_frame,
+    partial_path,
+    trimmed_audio,
+)
 
 PARTS_SUFFIX = ".parts"
-PARTIAL_SUFFIX = ".partial"
 SEGMENT_SUFFIX = ".seg"
 _SEGMENT_NAME = re.compile(r"^(\d{6})\.seg$")
 
@@ -75,15 +83,6 @@ class FrameSink(Protocol):
         ...
 
 
-def trimmed_audio(waveform: torch.Tensor, sample_rate: int, num_frames: int, fps: float) -> torch.Tensor:
-    """waveform [channels, samples] cut (or padded with silence) to exactly num_frames / fps seconds."""
-    samples = round(num_frames * sample_rate / fps)
-    waveform = waveform[:, :samples].float()
-    if waveform.shape[1] < samples:
-        waveform = torch.nn.functional.pad(waveform, (0, samples - waveform.shape[1]))
-    return waveform
-
-
 class MemorySink:
     """All frames in one tensor [N, H, W, 3] (float32); for videos that fit in memory."""
 
@@ -112,28 +111,6 @@ class MemorySink:
 
     def abort(self) -> None:
         self._frames = None
-
-
-def frame_rate(fps: float) -> Fraction:
-    """The exact rate written for `fps` (25 -> 25, 30000/1001 -> 30000/1001, 29.97 -> 2997/100)."""
-    if not fps > 0:
-        raise InputError(f"fps: expected a frame rate above 0, got {fps}.")
-    return Fraction(fps).limit_denominator(1001)
-
-
-def partial_path(path: Path) -> Path:
-    """Where `path` is written until it is complete (`<name>.partial`), then renamed to `path`."""
-    return path.with_name(path.name + PARTIAL_SUFFIX)
-
-
-def aac_channels(waveform: torch.Tensor) -> torch.Tensor:
-    """AAC takes mono or stereo: a waveform [channels, samples] with more channels is mixed down to mono."""
-    return waveform if waveform.shape[0] <= 2 else waveform.mean(0, keepdim=True)
-
-
-def audio_layout(channels: int) -> str:
-    """PyAV's layout name for the 1 or 2 channels left by aac_channels."""
-    return "mono" if channels == 1 else "stereo"
 
 
 class Mp4Sink:
@@ -199,17 +176,10 @@ class Mp4Sink:
         assert window_index == self._next_window, "windows arrive in order"
         segment = self.segment_path(window_index)
         temporary = segment.with_suffix(".tmp")
-        height, width = frames.shape[1:3]
         with av.open(str(temporary), "w", format="mp4") as container:
-            stream = container.add_stream("libx264", rate=self.rate)
-            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-            # No B-frames: every packet's dts equals its pts, so segments join end to end.
-            stream.options = {"crf": str(self.crf), "preset": self.preset, "bf": "0"}
-            for index, picture in enumerate(to_uint8(frames)):
-                frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
-                frame.pts = index
-                container.mux(stream.encode(frame))
-            container.mux(stream.encode(None))
+            stream = add_h264_stream(container, self.rate, frames.shape[2], frames.shape[1], crf=self.crf,
+                                     preset=self.preset)
+            encode_h264(container, stream, frames)
         os.replace(temporary, segment)
         self._next_window += 1
         self._last_frame = frames[-1:].detach().float().cpu().clone()
@@ -267,20 +237,6 @@ class Mp4Sink:
                             "its disk space.", self.parts, self.path.name, kept)
             elif self.parts.is_dir() and not any(self.parts.iterdir()):
                 self.parts.rmdir()  # nothing finished: leave no empty folder behind
-
-
-def last_frame(path: Path) -> torch.Tensor:
-    """The last frame [1, H, W, 3] float 0..1 of a video file, decoding only its last second or so."""
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        if stream.duration is not None:
-            container.seek(max(0, stream.duration - int(2 / stream.time_base)), stream=stream, backward=True)
-        frame = None
-        for frame in container.decode(stream):  # noqa: B007  (the loop keeps the last one)
-            pass
-        if frame is None:
-            raise InputError(f"output: {path} holds no video frame; delete it to render it again.")
-        return from_uint8(frame.to_ndarray(format="rgb24"))[None]
 
 
 def finished_video(path: Path, *, fps: float, num_frames: int, waveform: torch.Tensor,

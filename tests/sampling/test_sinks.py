@@ -4,7 +4,8 @@ import av
 import pytest
 import torch
 
-from magicinfinite_core.sampling.sinks import MemorySink, Mp4Sink, trimmed_audio
+from magicinfinite_core.sampling.sinks import MemorySink, Mp4Sink
+from magicinfinite_core.video_file import trimmed_audio
 
 FPS, RATE = 25.0, 16000
 
