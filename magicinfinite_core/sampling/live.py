@@ -29,7 +29,8 @@ import av
 import torch
 
 from magicinfinite_core.sampling.resume import ResumeStore
-from magicinfinite_core.sampling.sinks import Mp4Sink, VideoResult, audio_layout
+from magicinfinite_core.sampling.sinks import Mp4Sink, VideoResult
+from magicinfinite_core.video_file import audio_layout
 
 PLAYLIST_SUFFIX = ".m3u8"
 SEGMENTS_SUFFIX = ".hls"
