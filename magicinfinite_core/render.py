@@ -50,10 +50,10 @@ def _lora(text: str) -> LoraSpec:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected FILE or FILE:STRENGTH, got {text!r}") from None
 
-DESCRIPTION = ("Renders with the DiT/adapter/LoRA files given (default: the embedded small model), the VAE and "
-               "text encoder of a MagicInfinite-Mini bundle (the engine has no loader for the Wan2.1 VAE or "
-               "umT5). Under torchrun each window's DiT is split over the processes (sequence parallel); rank 0 "
-               "writes the MP4.")
+DESCRIPTION = ("Renders with the DiT/adapter/LoRA files given (default: the embedded small model), the VAE "
+               "and text encoder of a MagicInfinite-Mini bundle (the engine has no loader for the Wan2.1 VAE "
+               "or umT5). Under torchrun each window's DiT is split over the processes (sequence parallel); "
+               "rank 0 writes the MP4.")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

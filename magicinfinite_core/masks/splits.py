@@ -28,3 +28,8 @@ def split_mask(index: int, count: int, layout: SplitLayout, canvas_width: int,
         return rect_mask(index * strip, 0, strip, canvas_height, canvas_width, canvas_height)
     strip = canvas_height / count
     return rect_mask(0, index * strip, canvas_width, strip, canvas_width, canvas_height)
+
+
+def split_masks(count: int, layout: SplitLayout, canvas_width: int, canvas_height: int) -> torch.Tensor:
+    """All `count` strips: [count, canvas_height, canvas_width] (the render command's --layout)."""
+    return torch.stack([split_mask(i, count, layout, canvas_width, canvas_height) for i in range(count)])

@@ -232,9 +232,9 @@ class Mp4Sink:
                     temporary.unlink(missing_ok=True)
             kept = len(self._segments())
             if kept:
-                log.warning("%s: the render of %s stopped; its %d finished window(s) are kept there. Run it "
-                            "again with the same inputs to continue from there, or delete that folder to free "
-                            "its disk space.", self.parts, self.path.name, kept)
+                log.warning("%s: the render of %s stopped; its %d finished window(s) are kept there. Run "
+                            "it again with the same inputs to continue from there, or delete that folder to "
+                            "free its disk space.", self.parts, self.path.name, kept)
             elif self.parts.is_dir() and not any(self.parts.iterdir()):
                 self.parts.rmdir()  # nothing finished: leave no empty folder behind
 
