@@ -5,11 +5,11 @@ from magicinfinite_core.audio import (
     SPEAKER_MODES,
     embed_speakers,
     load_audio_encoder,
-    tracks_from_host_audio,
 )
 from magicinfinite_core.mini.bundle import AUDIO_ENCODER_FILE, EMBEDDED_BUNDLE_DIR, EMBEDDED_BUNDLE_NAME
 
 from . import host
+from .host_audio import encoded_track, speaker_tracks
 from .inputs import refuse_undeclared
 
 _SPEAKERS = range(1, MAX_SPEAKERS + 1)
@@ -101,11 +101,12 @@ class MagicInfiniteAudioEmbed:
     def embed(self, audio_1, fps: float, mode: str, normalize_loudness: bool, audio_encoder=None, **optional):
         refuse_undeclared("MagicInfinite Audio Embed", optional, _speaker_inputs(), MAX_SPEAKERS)
         audios = [audio_1, *(optional.get(f"audio_{i}") for i in _SPEAKERS[1:])]
-        tracks = tracks_from_host_audio(audios, [optional.get(f"gain_{i}", 1.0) for i in _SPEAKERS])
+        tracks = speaker_tracks(audios, [optional.get(f"gain_{i}", 1.0) for i in _SPEAKERS])
         features = embed_speakers(
             tracks,
             encoder=audio_encoder,
-            encoder_outputs=[optional.get(f"encoder_output_{i}") for i in _SPEAKERS],
+            encoder_outputs=[encoded_track(optional.get(f"encoder_output_{i}"), f"encoder_output_{i}")
+                             for i in _SPEAKERS],
             fps=fps,
             mode=mode,
             normalize_loudness=normalize_loudness,

@@ -10,6 +10,10 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from torch import nn
+
+from magicinfinite_core.sampling.resume import module_fingerprint
+
 try:  # inside ComfyUI
     import folder_paths  # type: ignore[import-not-found]
 except ImportError:  # plain Python: tests, demo
@@ -86,3 +90,10 @@ def progress_callback(total: int) -> Callable[[int, object | None], None]:
             bar.update_absolute(step, total, preview)
 
     return advance
+
+
+def vae_identity(vae: object) -> str:
+    """Resume identity of a VAE: ComfyUI's VAE object wraps its module in `first_stage_model`; the engine's
+    own VAE is a module and needs no name here."""
+    module = getattr(vae, "first_stage_model", None)
+    return module_fingerprint(module.state_dict().items()) if isinstance(module, nn.Module) else ""

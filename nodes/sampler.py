@@ -27,7 +27,7 @@ from magicinfinite_core.sampling.presets import NO_PRESET, PRESET_CHOICES, with_
 from magicinfinite_core.sampling.settings import SIZE_MULTIPLE
 from magicinfinite_core.sampling.window import DEFAULT_MOTION_FRAMES, DEFAULT_WINDOW_FRAMES
 
-from .host import model_management, output_directory, progress_callback
+from .host import model_management, output_directory, progress_callback, vae_identity
 from .multi_gpu import pooled_model
 
 OUTPUTS = ("frames", "file", "live")
@@ -165,7 +165,7 @@ class MagicInfiniteSampler:
         progress = progress_callback(settings.total_steps(audio.num_frames))
         arguments = {"clip_tokens": clip, "regions": regions,
                      "callback": lambda step: progress(step.done, _preview(step.latent)),
-                     "resume_key": repr((model.dit.sources, model.dit.loras))}
+                     "resume_key": repr((model.dit.sources, model.dit.loras, vae_identity(vae)))}
         dit, place = model.dit.module, _on_compute_device(model.dit.module, vram_budget_gb, settings)
         if settings.options.devices > 1:  # the workers hold the GPUs; the loop stays here
             dit, place = pooled_model(model.dit, settings.options.devices), nullcontext(torch.device("cpu"))

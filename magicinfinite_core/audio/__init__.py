@@ -5,10 +5,10 @@ wav2vec2 computation in flat memory) -> features (compact store, 5-frame windows
 """
 
 from .chunked import ChunkPlan
-from .embed import embed_audio, embed_encoder_outputs, embed_speakers, frame_count
+from .embed import EncodedTrack, embed_audio, embed_encoder_outputs, embed_speakers, frame_count
 from .encoder import AudioEncoder, infer_wav2vec2_config, load_audio_encoder
 from .features import WINDOW_FRAMES, AudioFeatures, check_adapter_compatible, window_indices
-from .preprocess import ENCODER_SAMPLE_RATE, SpeakerTrack, tracks_from_host_audio
+from .preprocess import ENCODER_SAMPLE_RATE, SpeakerTrack, check_track
 from .speakers import MAX_SPEAKERS, SPEAKER_MODES, SpeakerMode
 
 __all__ = [
@@ -19,15 +19,16 @@ __all__ = [
     "AudioEncoder",
     "AudioFeatures",
     "ChunkPlan",
+    "EncodedTrack",
     "SpeakerMode",
     "SpeakerTrack",
     "check_adapter_compatible",
+    "check_track",
     "embed_audio",
     "embed_encoder_outputs",
     "embed_speakers",
     "frame_count",
     "infer_wav2vec2_config",
     "load_audio_encoder",
-    "tracks_from_host_audio",
     "window_indices",
 ]

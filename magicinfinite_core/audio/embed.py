@@ -1,5 +1,5 @@
-"""Speaker recordings -> AudioFeatures: with our wav2vec2 (the reference computation, chunked), or from the
-host's AUDIO_ENCODER_OUTPUT (ComfyUI's AudioEncoderEncode).
+"""Speaker recordings -> AudioFeatures: with our wav2vec2 (the reference computation, chunked), or from a
+host's own wav2vec2 hidden states (ComfyUI's AudioEncoderEncode, read into `EncodedTrack` by the nodes).
 
 Steps as in the MultiTalk/InfiniteTalk scripts: each track mono 16 kHz, loudness-normalised to -23 LUFS
 (then the optional speaker gain), placed on the timeline ("para"/"add") and padded with silence, encoded;
@@ -9,7 +9,7 @@ frames = floor(timeline seconds x fps).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -32,6 +32,15 @@ from .speakers import PlacedTrack, SpeakerMode, check_speakers, mix_tracks, spea
 
 Progress = Callable[[int, int], None]  # (units done, units in all)
 HOST_ENCODER_NAME = "host audio encoder"
+
+
+@dataclass(frozen=True)
+class EncodedTrack:
+    """A host encoder's output for one track: the hidden states after each wav2vec2 layer at the encoder's
+    own ~50 Hz rate, [frames, layers, width], and how many 16 kHz samples it encoded (None: not said)."""
+
+    hidden_states: Tensor
+    num_samples: int | None = None
 
 
 def frame_count(num_samples: int, fps: float) -> int:
@@ -110,9 +119,10 @@ def embed_audio(encoder: AudioEncoder, tracks: Sequence[SpeakerTrack], *, fps: f
     return _features(timeline, fps, mode, encoder.feature_layers, encoder.feature_width, encoder.name, store)
 
 
-def embed_encoder_outputs(outputs: Sequence[Mapping], tracks: Sequence[SpeakerTrack], *, fps: float = 25.0,
-                          mode: SpeakerMode = "para", normalize_loudness: bool = True) -> AudioFeatures:
-    """AudioFeatures from the host's AUDIO_ENCODER_OUTPUT of each track (ComfyUI's AudioEncoderEncode).
+def embed_encoder_outputs(outputs: Sequence[EncodedTrack], tracks: Sequence[SpeakerTrack], *,
+                          fps: float = 25.0, mode: SpeakerMode = "para", normalize_loudness: bool = True
+                          ) -> AudioFeatures:
+    """AudioFeatures from a host encoder's hidden states of each track (ComfyUI's AudioEncoderEncode).
 
     Differs from the reference: the host ran the transformer at its own ~50 Hz on the raw clip (no
     loudness normalisation, no silence padding), so its hidden states are interpolated to the frame rate
@@ -124,7 +134,7 @@ def embed_encoder_outputs(outputs: Sequence[Mapping], tracks: Sequence[SpeakerTr
         raise InputError(f"encoder outputs: expected one per speaker track ({len(tracks)}), "
                          f"found {len(outputs)}.")
     timeline = _timeline(tracks, fps, mode, normalize_loudness)
-    per_track = [_host_hidden_states(out, track, mono)
+    per_track = [_hidden_states(out, track, mono)
                  for out, track, mono in zip(outputs, tracks, timeline.mono, strict=True)]
     layers, width = per_track[0].shape[1:]
     for states, track in zip(per_track, tracks, strict=True):
@@ -141,7 +151,7 @@ def embed_encoder_outputs(outputs: Sequence[Mapping], tracks: Sequence[SpeakerTr
 
 
 def embed_speakers(tracks: Sequence[SpeakerTrack], *, encoder: AudioEncoder | None = None,
-                   encoder_outputs: Sequence[Mapping | None] = (), fps: float = 25.0,
+                   encoder_outputs: Sequence[EncodedTrack | None] = (), fps: float = 25.0,
                    mode: SpeakerMode = "para", normalize_loudness: bool = True,
                    device: torch.device | str = "cpu", progress: Progress | None = None) -> AudioFeatures:
     """Our encoder when given, else the host's encoder outputs (encoder_outputs[i] for track i)."""
@@ -163,25 +173,17 @@ def embed_speakers(tracks: Sequence[SpeakerTrack], *, encoder: AudioEncoder | No
                                  normalize_loudness=normalize_loudness)
 
 
-def _host_hidden_states(output: Mapping, track: SpeakerTrack, mono: Tensor) -> Tensor:
-    """[~50 Hz frames, layers, width] hidden states after each layer from one AUDIO_ENCODER_OUTPUT."""
+def _hidden_states(output: EncodedTrack, track: SpeakerTrack, mono: Tensor) -> Tensor:
+    """The checked [~50 Hz frames, layers, width] float32 hidden states of one track's host encoding."""
     name = f"encoder output of {track.name}"
-    if not isinstance(output, Mapping) or "encoded_audio_all_layers" not in output:
-        raise InputError(f"{name}: expected ComfyUI's AUDIO_ENCODER_OUTPUT (a dict with "
-                         "'encoded_audio_all_layers'); connect AudioEncoderEncode's output.")
-    all_layers = output["encoded_audio_all_layers"]
-    if not isinstance(all_layers, Sequence) or len(all_layers) < 2:
-        raise InputError(f"{name}: 'encoded_audio_all_layers' should hold the input to the first layer and "
-                         "the output of every layer; found fewer than two. Is this a wav2vec2 encoder?")
-    first = all_layers[0]
-    if not isinstance(first, Tensor) or first.dim() != 3 or first.shape[0] != 1:
-        raise InputError(f"{name}: expected hidden states [1, frames, width], found "
-                         f"{tuple(first.shape) if isinstance(first, Tensor) else type(first).__name__}.")
-    samples = output.get("audio_samples")
+    states = output.hidden_states
+    if not isinstance(states, Tensor) or states.dim() != 3 or states.shape[0] < 1:
+        shape = tuple(states.shape) if isinstance(states, Tensor) else type(states).__name__
+        raise InputError(f"{name}: expected hidden states [frames, layers, width], found {shape}.")
+    samples = output.num_samples
     # The host resamples the raw clip itself; allow a few samples of rounding between its resampler and ours.
-    if isinstance(samples, int) and abs(samples - mono.shape[0]) > max(16, mono.shape[0] // 1000):
+    if samples is not None and abs(samples - mono.shape[0]) > max(16, mono.shape[0] // 1000):
         raise InputError(f"{name}: it encoded {samples / ENCODER_SAMPLE_RATE:.2f} s of audio, but "
                          f"{track.name} is {mono.shape[0] / ENCODER_SAMPLE_RATE:.2f} s: encode the same "
                          "recording you connect here.")
-    # Skip the input to the first layer, as the reference's hidden_states[1:].
-    return torch.stack([layer[0] for layer in all_layers[1:]], dim=1).to("cpu", torch.float32)
+    return states.to("cpu", torch.float32)

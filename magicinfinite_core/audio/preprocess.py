@@ -10,7 +10,6 @@ BS.1770-4 measure as pyloudnorm; tests/audio/test_audio_preprocess.py compares t
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -49,32 +48,6 @@ class SpeakerTrack:
     sample_rate: int
     gain: float = 1.0
     name: str = "audio_1"
-
-
-def tracks_from_host_audio(audios: Sequence[Mapping | None],
-                           gains: Sequence[float] = ()) -> list[SpeakerTrack]:
-    """ComfyUI AUDIO values ({"waveform": [1, channels, samples], "sample_rate"}) of the inputs audio_1,
-    audio_2, ... (None where not connected) -> one SpeakerTrack per speaker, in order, checked."""
-    present = [i for i, audio in enumerate(audios) if audio is not None]
-    if present != list(range(len(present))):
-        missing = next(i for i in range(len(audios)) if i not in present)
-        raise InputError(f"audio_{missing + 1} is not connected but audio_{present[-1] + 1} is: connect the "
-                         "speakers in order (track i drives region i).")
-    tracks = []
-    for index in present:
-        name, audio = f"audio_{index + 1}", audios[index]
-        if not isinstance(audio, Mapping) or "waveform" not in audio or "sample_rate" not in audio:
-            raise InputError(f"{name}: expected ComfyUI AUDIO (a dict with 'waveform' and 'sample_rate').")
-        wave = audio["waveform"]
-        if isinstance(wave, Tensor) and wave.dim() == 3:
-            if wave.shape[0] != 1:
-                raise InputError(f"{name}: holds a batch of {wave.shape[0]} recordings; connect one.")
-            wave = wave[0]
-        gain = float(gains[index]) if index < len(gains) else 1.0
-        tracks.append(SpeakerTrack(wave, audio["sample_rate"], gain=gain, name=name))
-    for track in tracks:
-        check_track(track)
-    return tracks
 
 
 def check_track(track: SpeakerTrack) -> None:

@@ -21,7 +21,6 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Protocol
 
 import torch
 from torch import nn
@@ -39,8 +38,9 @@ from magicinfinite_core.latents import (
     latent_frames,
 )
 from magicinfinite_core.masks.regions import Regions, check_binding
-from magicinfinite_core.models.config import WanConfig
+from magicinfinite_core.models.wan import WanModel
 from magicinfinite_core.sampling.colour import match_colour
+from magicinfinite_core.sampling.denoiser import ModelFacts, VideoDenoiser, WindowConditioning, as_denoiser
 from magicinfinite_core.sampling.guidance import Condition
 from magicinfinite_core.sampling.live import LiveSink, playlist_path, publish_finished
 from magicinfinite_core.sampling.resume import ResumeState, fingerprint, module_fingerprint, warn_outdated
@@ -56,17 +56,6 @@ from magicinfinite_core.sampling.sinks import (
 from magicinfinite_core.sampling.solvers import SOLVERS
 from magicinfinite_core.sampling.text import TextConditioning
 from magicinfinite_core.sampling.window import Window, plan_windows
-
-
-class AudioVideoModel(Protocol):
-    """WanModel's sampling surface: encode_audio and the velocity forward."""
-
-    config: WanConfig
-
-    def encode_audio(self, features: torch.Tensor) -> torch.Tensor: ...
-
-    def __call__(self, x: torch.Tensor, timestep: torch.Tensor, context: torch.Tensor,
-                 **kwargs: object) -> torch.Tensor: ...
 
 
 @dataclass(frozen=True)
@@ -91,67 +80,87 @@ def window_seed(seed: int, window_index: int) -> int:
     return int.from_bytes(digest[:8], "little") & (2**63 - 1)
 
 
-def _check_inputs(model: AudioVideoModel, reference: torch.Tensor, audio: AudioFeatures | None,
-                  text: TextConditioning, settings: SamplerSettings, regions: Regions | None) -> None:
-    if audio is None or audio.num_frames < 1:
-        raise InputError("audio: no audio frames; connect audio features from MagicInfiniteAudioEmbed.")
-    adapter = model.config.audio
-    if adapter is None:
-        raise InputError("model: it has no audio adapter; load a MultiTalk/InfiniteTalk adapter with it.")
-    check_adapter_compatible(audio, adapter)
-    if reference.ndim != 4 or reference.shape[0] < 1 or reference.shape[-1] < 3:
-        raise InputError(
-            f"image: expected an IMAGE [frames, height, width, 3], got shape {tuple(reference.shape)}."
-        )
-    check_image(reference, "image")
-    if settings.guidance.needs_negative_text and text.negative is None:
-        raise InputError(
-            f"text: text_cfg {settings.text_cfg:g} needs a negative prompt; connect negative conditioning "
-            "or set text_cfg to 1."
-        )
-    check_binding(regions, audio.num_speakers)
+TOKEN_PATCH = (1, 2, 2)
 
 
-def run_hash(model: AudioVideoModel, vae: VideoVAE, reference: torch.Tensor, audio: AudioFeatures,
-             text: TextConditioning, settings: SamplerSettings, clip_tokens: torch.Tensor | None,
-             regions: Regions | None, resume_key: str = "") -> str:
+@dataclass(frozen=True, eq=False)
+class SampleRequest:
+    """What one video is made of: everything but the model, the VAE, the device and where frames go.
+
+    reference: IMAGE [N, H, W, 3] 0..1; one frame is the portrait, several frames a source video to dub
+    (each window takes its reference from the source at its own position). clip_tokens [1, 257, image_dim]
+    (CLIP vision penultimate hidden states) are optional. regions bind speaker i's audio to region i.
+    resume_key names what the model's and VAE's own identities do not show, so a resume never mixes
+    renders.
+    """
+
+    reference: torch.Tensor
+    audio: AudioFeatures
+    text: TextConditioning
+    settings: SamplerSettings
+    clip_tokens: torch.Tensor | None = None
+    regions: Regions | None = None
+    resume_key: str = ""
+
+    def check(self, facts: ModelFacts) -> None:
+        """Refuse a request this model cannot sample, before any work starts."""
+        audio, reference, settings = self.audio, self.reference, self.settings
+        if audio is None or audio.num_frames < 1:
+            raise InputError("audio: no audio frames; connect audio features from MagicInfiniteAudioEmbed.")
+        if facts.audio is None:
+            raise InputError("model: it has no audio adapter; load a MultiTalk/InfiniteTalk adapter with it.")
+        check_adapter_compatible(audio, facts.audio)
+        if reference.ndim != 4 or reference.shape[0] < 1 or reference.shape[-1] < 3:
+            raise InputError(
+                f"image: expected an IMAGE [frames, height, width, 3], got shape {tuple(reference.shape)}."
+            )
+        check_image(reference, "image")
+        if settings.guidance.needs_negative_text and self.text.negative is None:
+            raise InputError(
+                f"text: text_cfg {settings.text_cfg:g} needs a negative prompt; connect negative "
+                "conditioning or set text_cfg to 1."
+            )
+        check_binding(self.regions, audio.num_speakers)
+        if facts.patch_size != TOKEN_PATCH:  # speaker regions are cut on a grid of 2 x 2 latent cells
+            raise InputError(f"model: expected Wan2.1's patch size {TOKEN_PATCH} (frames, height, width), "
+                             f"found {facts.patch_size}; load a Wan2.1 model.")
+
+
+def run_hash(model: VideoDenoiser, vae: VideoVAE, request: SampleRequest) -> str:
     """Digest of every input that shapes the video: a resume is only taken up when this matches."""
-    def identity(module: object) -> str:
-        module = getattr(module, "first_stage_model", module)  # ComfyUI's VAE object wraps its module
-        if isinstance(module, nn.Module):
-            return module_fingerprint(module.state_dict().items())
-        return type(module).__qualname__
-
+    audio, text = request.audio, request.text
     probes = sorted({0, audio.num_frames // 2, audio.num_frames - 1})
     return fingerprint({
-        "settings": asdict(settings),
-        "model": identity(model),
-        "vae": identity(vae),
-        "reference": reference,
+        "settings": asdict(request.settings),
+        "model": model.identity(),
+        # A VAE that is not a module (a host's wrapper) is named by the caller in resume_key.
+        "vae": module_fingerprint(vae.state_dict().items()) if isinstance(vae, nn.Module) else "",
+        "reference": request.reference,
         "audio": (audio.num_frames, audio.fps, audio.sample_rate, audio.waveform,
                   [audio.window(frame, frame + 1) for frame in probes]),
         "text": ([(start, context) for start, context in text.prompts], text.negative),
-        "clip": clip_tokens,
-        "regions": None if regions is None else regions.masks,
-        "key": resume_key,
+        "clip": request.clip_tokens,
+        "regions": None if request.regions is None else request.regions.masks,
+        "key": request.resume_key,
     })
 
 
 class _WindowSampler:
     """Holds what is fixed for the whole video and samples one window at a time."""
 
-    def __init__(self, model: AudioVideoModel, vae: VideoVAE, reference: torch.Tensor, audio: AudioFeatures,
-                 text: TextConditioning, settings: SamplerSettings, clip_tokens: torch.Tensor | None,
-                 regions: Regions | None, device: torch.device):
-        self.model, self.vae, self.audio, self.text, self.settings = model, vae, audio, text, settings
-        self.source = reference
+    def __init__(self, model: VideoDenoiser, vae: VideoVAE, request: SampleRequest, device: torch.device):
+        self.model, self.vae = model, vae
+        self.audio, self.text, self.settings = request.audio, request.text, request.settings
+        self.source = request.reference
         self.device = device
-        self.sigmas = settings.schedule()
-        self.solver = SOLVERS[settings.solver]
-        self.guidance = settings.guidance
-        self.i2v = model.config.model_type == "i2v"
-        self.clip = clip_tokens.to(device) if clip_tokens is not None and self.i2v else None
-        masks = None if regions is None else regions.token_masks(settings.width, settings.height)
+        self.sigmas = self.settings.schedule()
+        self.solver = SOLVERS[self.settings.solver]
+        self.guidance = self.settings.guidance
+        self.i2v = model.facts.i2v
+        clip = request.clip_tokens
+        self.clip = clip.to(device) if clip is not None and self.i2v else None
+        regions = request.regions
+        masks = None if regions is None else regions.token_masks(self.settings.width, self.settings.height)
         self.masks = None if masks is None else masks.to(device)
         self._fitted: tuple[int, torch.Tensor] | None = None
         self._conditioning: tuple[tuple[int, int], torch.Tensor] | None = None
@@ -223,15 +232,14 @@ class _WindowSampler:
             return x
 
         def denoise(x: torch.Tensor, sigma: float) -> torch.Tensor:
-            timestep = torch.full((1,), sigma * 1000.0, device=device)
-
             def run(condition: Condition) -> torch.Tensor:
-                return self.model(
-                    x, timestep, context if condition.uses_text else negative,
-                    image_latent=y, clip_tokens=self.clip,
+                return self.model.velocity(x, sigma, WindowConditioning(
+                    context=context if condition.uses_text else negative,
+                    image_latent=y,
+                    clip_tokens=self.clip,
                     audio_tokens=audio_tokens if condition.uses_audio else null_tokens,
                     speaker_masks=self.masks,
-                ).float()
+                ))
 
             return x - sigma * self.guidance.velocity(run)
 
@@ -245,7 +253,7 @@ class _WindowSampler:
 
 @torch.no_grad()
 def sample_video(
-    model: AudioVideoModel,
+    model: VideoDenoiser | WanModel,
     vae: VideoVAE,
     reference: torch.Tensor,
     audio: AudioFeatures,
@@ -261,26 +269,22 @@ def sample_video(
 ) -> VideoResult:
     """Sample a video as long as the audio, window by window, into `sink` (default: frames in memory).
 
-    reference: IMAGE [N, H, W, 3] 0..1; one frame is the portrait, several frames a source video to dub
-    (each window takes its reference from the source at its own position). clip_tokens [1, 257, image_dim]
-    (CLIP vision penultimate hidden states) are optional. regions bind speaker i's audio to region i.
-    `callback` runs after every step and may raise (cancel): the sink is then aborted and, for a
-    resumable sink, the finished windows are kept for the next run with the same inputs. `resume_key`
-    names what the model's tensors do not show (its files, its LoRAs) so a resume never mixes models.
+    The inputs are those of `SampleRequest`. `callback` runs after every step and may raise (cancel): the
+    sink is then aborted and, for a resumable sink, the finished windows are kept for the next run with
+    the same inputs.
     """
-    _check_inputs(model, reference, audio, text, settings, regions)
+    model = as_denoiser(model)
+    request = SampleRequest(reference, audio, text, settings, clip_tokens, regions, resume_key)
+    request.check(model.facts)
     if sink is None:
         sink = MemorySink(audio.num_frames, audio.fps, audio.waveform, audio.sample_rate)
-    digest = ""
-    if sink.resume_store is not None:
-        digest = run_hash(model, vae, reference, audio, text, settings, clip_tokens, regions, resume_key)
-    return _sample(model, vae, reference, audio, text, settings, sink, clip_tokens, regions,
-                   torch.device(device), callback, digest)
+    digest = run_hash(model, vae, request) if sink.resume_store is not None else ""
+    return _sample(model, vae, request, sink, torch.device(device), callback, digest)
 
 
 @torch.no_grad()
 def stream_video(
-    model: AudioVideoModel,
+    model: VideoDenoiser | WanModel,
     vae: VideoVAE,
     reference: torch.Tensor,
     audio: AudioFeatures,
@@ -303,8 +307,10 @@ def stream_video(
     returns the finished file as it is, and different inputs never overwrite each other's video. `live`
     also publishes each finished window to the HLS playlist `directory/<filename_prefix>.m3u8` (live.py).
     """
-    _check_inputs(model, reference, audio, text, settings, regions)
-    digest = run_hash(model, vae, reference, audio, text, settings, clip_tokens, regions, resume_key)
+    model = as_denoiser(model)
+    request = SampleRequest(reference, audio, text, settings, clip_tokens, regions, resume_key)
+    request.check(model.facts)
+    digest = run_hash(model, vae, request)
     path = Path(directory) / f"{filename_prefix}_{digest[:12]}.mp4"
     if not path.resolve().is_relative_to(Path(directory).resolve()):
         raise InputError(f"filename_prefix: {filename_prefix!r} leads outside the output folder {directory}.")
@@ -323,8 +329,7 @@ def stream_video(
     if playlist is not None:
         sink = LiveSink(sink, playlist,
                         max_segment_frames=min(settings.options.window_frames, audio.num_frames))
-    return _sample(model, vae, reference, audio, text, settings, sink, clip_tokens, regions,
-                   torch.device(device), callback, digest)
+    return _sample(model, vae, request, sink, torch.device(device), callback, digest)
 
 
 def _check_decoded(frames: torch.Tensor, window: Window, num_windows: int) -> None:
@@ -339,13 +344,11 @@ def _check_decoded(frames: torch.Tensor, window: Window, num_windows: int) -> No
         )
 
 
-def _sample(model: AudioVideoModel, vae: VideoVAE, reference: torch.Tensor, audio: AudioFeatures,
-            text: TextConditioning, settings: SamplerSettings, sink: FrameSink,
-            clip_tokens: torch.Tensor | None, regions: Regions | None, device: torch.device,
-            callback: ProgressCallback | None, digest: str) -> VideoResult:
-    options = settings.options
-    windows = plan_windows(audio.num_frames, options.window_frames, options.motion_frames)
-    sampler = _WindowSampler(model, vae, reference, audio, text, settings, clip_tokens, regions, device)
+def _sample(model: VideoDenoiser, vae: VideoVAE, request: SampleRequest, sink: FrameSink,
+            device: torch.device, callback: ProgressCallback | None, digest: str) -> VideoResult:
+    settings, options = request.settings, request.settings.options
+    windows = plan_windows(request.audio.num_frames, options.window_frames, options.motion_frames)
+    sampler = _WindowSampler(model, vae, request, device)
     num_steps = len(sampler.sigmas) - 1
     store = sink.resume_store
     state = store.load(digest) if store is not None else None

@@ -8,6 +8,7 @@ import torch
 from magicinfinite_core.audio import (
     AudioFeatures,
     ChunkPlan,
+    EncodedTrack,
     SpeakerTrack,
     embed_audio,
     embed_encoder_outputs,
@@ -15,6 +16,7 @@ from magicinfinite_core.audio import (
 from magicinfinite_core.audio import features as features_module
 from magicinfinite_core.audio.preprocess import loudness_gain, to_encoder_rate
 from magicinfinite_core.errors import InputError
+from nodes.host_audio import encoded_track
 from tests.audio.wav2vec2_fixtures import host_encoder_output, reference_features, speech_like, tiny_encoder
 
 # Host path (transformer at ~50 Hz, interpolated after) against the reference (interpolated before), tiny
@@ -158,7 +160,7 @@ def test_bad_input_is_refused_naming_it(encoder, tracks, mode, fps, match):
 def test_host_encoder_output(encoder):
     first, second = speech_like(6.0, seed=8), speech_like(2.0, seed=9)
     tracks = [SpeakerTrack(first, 16000), SpeakerTrack(second, 16000, name="audio_2")]
-    outputs = [host_encoder_output(encoder.module, t.waveform[0]) for t in tracks]
+    outputs = [encoded_track(host_encoder_output(encoder.module, t.waveform[0]), t.name) for t in tracks]
     features = embed_encoder_outputs(outputs, tracks, fps=25.0, mode="add", normalize_loudness=False)
     assert (features.num_frames, features.feature_layers, features.feature_width) == (200, 2, 128)
     assert features.encoder_name == "host audio encoder"
@@ -173,12 +175,12 @@ def test_host_encoder_output(encoder):
 
 
 def test_host_encoder_output_must_match_its_track(encoder):
-    output = host_encoder_output(encoder.module, speech_like(3.0)[0])
+    output = encoded_track(host_encoder_output(encoder.module, speech_like(3.0)[0]), "encoder_output_1")
     track = SpeakerTrack(speech_like(2.0), 16000)
     with pytest.raises(InputError, match="encoded 3.00 s of audio, but audio_1 is 2.00 s"):
         embed_encoder_outputs([output], [track])
-    with pytest.raises(InputError, match="AUDIO_ENCODER_OUTPUT"):
-        embed_encoder_outputs([{"encoded_audio": torch.zeros(1, 5, 8)}], [track])
+    with pytest.raises(InputError, match=r"expected hidden states \[frames, layers, width\]"):
+        embed_encoder_outputs([EncodedTrack(torch.zeros(5, 8))], [track])
     with pytest.raises(InputError, match="one per speaker track"):
         embed_encoder_outputs([], [track])
 

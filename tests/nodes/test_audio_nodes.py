@@ -10,6 +10,7 @@ from magicinfinite_core.errors import CheckpointError, InputError
 from nodes import NODE_CLASS_MAPPINGS
 from nodes.audio import MagicInfiniteAudioEmbed, MagicInfiniteAudioEncoderLoader
 from nodes.host import MODELS_DIR_ENV
+from nodes.host_audio import encoded_track, speaker_tracks
 from tests.audio.wav2vec2_fixtures import (
     host_encoder_output,
     save_single_file,
@@ -111,3 +112,18 @@ def test_a_fifth_voice_in_an_api_prompt_is_refused_by_name(encoder, name):
     with pytest.raises(InputError, match="^audio: MagicInfinite Audio Embed has no input of this name"):
         MagicInfiniteAudioEmbed().embed(audio(1.0), 25.0, "para", True, audio_encoder=encoder,
                                         audio=audio(1.0))
+
+
+def test_host_values_are_read_naming_the_input():
+    with pytest.raises(InputError, match="encoder_output_1: expected ComfyUI's AUDIO_ENCODER_OUTPUT"):
+        encoded_track({"encoded_audio": torch.zeros(1, 5, 8)}, "encoder_output_1")
+    with pytest.raises(InputError, match="encoder_output_2: 'encoded_audio_all_layers' should hold"):
+        encoded_track({"encoded_audio_all_layers": (torch.zeros(1, 5, 8),)}, "encoder_output_2")
+    states = [torch.full((1, 5, 8), float(i)) for i in range(3)]
+    track = encoded_track({"encoded_audio_all_layers": states, "audio_samples": 1600}, "encoder_output_1")
+    assert track.hidden_states.shape == (5, 2, 8) and track.hidden_states[0, :, 0].tolist() == [1.0, 2.0]
+    assert track.num_samples == 1600
+    with pytest.raises(InputError, match="audio_2 is not connected but audio_3 is"):
+        speaker_tracks([audio(1.0), None, audio(1.0)])
+    with pytest.raises(InputError, match="audio_1: holds a batch of 2"):
+        speaker_tracks([{"waveform": torch.zeros(2, 1, 1600), "sample_rate": 16000}])

@@ -13,6 +13,7 @@ import torch
 from magicinfinite_core.audio.features import AudioFeatures, FrameStore
 from magicinfinite_core.mini.vae import SmallVideoVAE
 from magicinfinite_core.models.config import tiny_config
+from magicinfinite_core.sampling.denoiser import ModelFacts, WindowConditioning
 from magicinfinite_core.sampling.settings import SamplerOptions, SamplerSettings
 from magicinfinite_core.sampling.text import TextConditioning
 
@@ -70,7 +71,8 @@ def make_vae() -> SmallVideoVAE:
 
 @dataclass
 class RecordingModel:
-    """Stands in for WanModel: v = x (a valid, cheap velocity) and every call is recorded."""
+    """A VideoDenoiser standing in for WanModel: v = x / 2 (a valid, cheap velocity) and every call is
+    recorded with its timestep (sigma x 1000) and conditioning."""
 
     config: object = CONFIG
     calls: list[dict] = field(default_factory=list)
@@ -85,6 +87,14 @@ class RecordingModel:
         shape = (batch, speakers, latent, adapter.context_tokens, adapter.token_dim)
         return tokens[:, :, :latent].expand(shape)
 
-    def __call__(self, x, timestep, context, **kwargs):
-        self.calls.append({"x": x.clone(), "timestep": timestep.clone(), "context": context, **kwargs})
+    @property
+    def facts(self) -> ModelFacts:
+        return ModelFacts(self.config.model_type == "i2v", self.config.audio, self.config.patch_size)
+
+    def identity(self) -> str:
+        return "recording model"
+
+    def velocity(self, x: torch.Tensor, sigma: float, conditioning: WindowConditioning) -> torch.Tensor:
+        values = {f.name: getattr(conditioning, f.name) for f in fields(conditioning)}
+        self.calls.append({"x": x.clone(), "timestep": torch.tensor([sigma * 1000.0]), **values})
         return 0.5 * x
