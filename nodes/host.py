@@ -6,10 +6,13 @@ the host; tests and the demo run without them.
 
 from __future__ import annotations
 
+import importlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import ModuleType
 
+import torch
 from torch import nn
 
 from magicinfinite_core.sampling.resume import module_fingerprint
@@ -97,3 +100,40 @@ def vae_identity(vae: object) -> str:
     own VAE is a module and needs no name here."""
     module = getattr(vae, "first_stage_model", None)
     return module_fingerprint(module.state_dict().items()) if isinstance(module, nn.Module) else ""
+
+
+def comfy(name: str) -> ModuleType:
+    """A ComfyUI module (`comfy.<name>`), imported when first needed: only a value from the host (a MODEL)
+    leads here, so the pack still imports without ComfyUI."""
+    return importlib.import_module(f"comfy.{name}")
+
+
+def is_wan21(base_model: object) -> bool:
+    """Whether a MODEL's inner model is ComfyUI's Wan2.1 family (t2v, i2v and their variants)."""
+    return base_model is not None and isinstance(base_model, comfy("model_base").WAN21)
+
+
+def load_for_sampling(patcher: object, latent_shape: Sequence[int] | None) -> object:
+    """Load a MODEL (and the models its patches list) as ComfyUI's samplers do, partially when the card is
+    small; with the latent's shape, room for its activations is made too. Returns the inner model."""
+    if latent_shape is None:
+        comfy("model_management").load_models_gpu([patcher])
+    else:
+        comfy("sampler_helpers").prepare_sampling(patcher, list(latent_shape), {},
+                                                  model_options=patcher.model_options)
+    return patcher.model
+
+
+def transformer_options(patcher: object) -> dict:
+    """A fresh copy of a MODEL's transformer_options with its wrappers and callbacks, as ComfyUI's samplers
+    hand them to every call: the user's patches (attention, compile, LoRA hooks) travel with it."""
+    extension = comfy("patcher_extension")
+    options = extension.merge_nested_dicts({}, patcher.model_options.get("transformer_options", {}))
+    options["wrappers"] = extension.merge_nested_dicts(options.get("wrappers", {}), patcher.wrappers)
+    options["callbacks"] = extension.merge_nested_dicts(options.get("callbacks", {}), patcher.callbacks)
+    return options
+
+
+def cast_bias_weight(module: nn.Module, like: torch.Tensor, dtype: torch.dtype) -> tuple:
+    """A ComfyUI layer's (weight, bias) on `like`'s device in `dtype`, wherever the host keeps them."""
+    return comfy("ops").cast_bias_weight(module, like, dtype=dtype, bias_dtype=dtype)

@@ -1,4 +1,8 @@
-"""MagicInfiniteSampler (a talking video of any length) and MagicInfiniteSamplerOptions (advanced options)."""
+"""MagicInfiniteSampler (a talking video of any length) and MagicInfiniteSamplerOptions (advanced options).
+
+The sampler runs on either model stack: our MI_MODEL (MagicInfinite Model Loader), or ComfyUI's own MODEL
+(UNETLoader, GGUF loaders, LoRA and patch nodes) with the InfiniteTalk/MultiTalk MODEL_PATCH beside it.
+"""
 
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -28,6 +32,7 @@ from magicinfinite_core.sampling.settings import SIZE_MULTIPLE
 from magicinfinite_core.sampling.window import DEFAULT_MOTION_FRAMES, DEFAULT_WINDOW_FRAMES
 
 from .host import model_management, output_directory, progress_callback, vae_identity
+from .host_model import HostDenoiser, check_model_inputs
 from .multi_gpu import pooled_model
 
 OUTPUTS = ("frames", "file", "live")
@@ -82,7 +87,6 @@ class MagicInfiniteSampler:
     def INPUT_TYPES(cls) -> dict:
         return {
             "required": {
-                "model": ("MI_MODEL", {"tooltip": "DiT + audio adapter from MagicInfinite Model Loader."}),
                 "image": ("IMAGE", {"tooltip": (
                     "The portrait (one image), or a source video (several frames) to dub: then each window "
                     "takes its reference from the source frame at its own position. Resized to cover "
@@ -119,6 +123,16 @@ class MagicInfiniteSampler:
                     "of the inputs is appended, so the same inputs find their unfinished render again.")}),
             },
             "optional": {
+                "model": ("MI_MODEL", {"tooltip": (
+                    "DiT + audio adapter from MagicInfinite Model Loader. Or leave this empty and connect "
+                    "ComfyUI's MODEL to wan_model with its model_patch.")}),
+                "wan_model": ("MODEL", {"tooltip": (
+                    "Instead of model: ComfyUI's Wan2.1 I2V MODEL (UNETLoader fp8/fp16, a GGUF loader, "
+                    "after LoraLoaderModelOnly or attention/compile patches: they all apply). ComfyUI's "
+                    "memory manager loads it, partially on small cards. Our audio attention (1-4 speakers) "
+                    "is added through block patches.")}),
+                "model_patch": ("MODEL_PATCH", {"tooltip": (
+                    "With wan_model: the InfiniteTalk or MultiTalk adapter from ModelPatchLoader.")}),
                 "vae": ("VAE", {"tooltip": (
                     "The Wan2.1 VAE (VAELoader, wan_2.1_vae.safetensors). Optional only for the embedded "
                     "MagicInfinite-Mini model, which brings its own (one connected here replaces it).")}),
@@ -133,7 +147,8 @@ class MagicInfiniteSampler:
                     "GPU memory (GiB) the model's weights may take: its blocks stream in from pinned host "
                     "memory, the next while the current computes. auto: the free memory minus what the "
                     "activations need (all blocks stay on the card when they fit). off: the whole model "
-                    "moves to the card. Ignored on the CPU. Does not change the video.")}),
+                    "moves to the card. Ignored on the CPU. Does not change the video. For model (MI_MODEL) "
+                    "only: ComfyUI's memory manager places a wan_model.")}),
             },
         }
 
@@ -151,31 +166,45 @@ class MagicInfiniteSampler:
     DESCRIPTION = ("Makes a talking video as long as the audio, window by window: each window continues from "
                    "the last frames of the one before, so memory stays flat however long the audio.")
 
-    def sample(self, model, image, audio, text, width: int, height: int, sampler: str, steps: int,
+    def sample(self, image, audio, text, width: int, height: int, sampler: str, steps: int,
                text_cfg: float, audio_cfg: float, seed: int, output: str, filename_prefix: str,
-               vae=None, regions=None, clip_vision_output=None, options=None, vram_budget_gb: str = "auto"):
+               model=None, wan_model=None, model_patch=None, vae=None, regions=None, clip_vision_output=None,
+               options=None, vram_budget_gb: str = "auto"):
+        check_model_inputs(model, wan_model, model_patch)
         chosen = SamplerSettings(width, height, sampler, steps, text_cfg, audio_cfg, seed,
                                  options if options is not None else SamplerOptions())
         settings = with_preset(chosen, audio.fps)
-        vae = vae if vae is not None else model.vae
+        vae = vae if vae is not None or model is None else model.vae
         if vae is None:
             raise InputError("vae: connect a VAE (VAELoader with the Wan2.1 VAE, wan_2.1_vae.safetensors); "
                              "only the embedded MagicInfinite-Mini model brings its own.")
+        if model is not None and settings.options.devices > 1:  # workers hold the GPUs; the loop stays here
+            denoiser = pooled_model(model.dit, settings.options.devices)
+            placement, identity = nullcontext(torch.device("cpu")), (model.dit.sources, model.dit.loras)
+        elif model is not None:
+            denoiser = model.dit.module
+            placement = _on_compute_device(model.dit.module, vram_budget_gb, settings)
+            identity = (model.dit.sources, model.dit.loras)
+        elif settings.options.devices > 1:
+            raise InputError(f"options: devices {settings.options.devices} needs our MI_MODEL (MagicInfinite "
+                             "Model Loader): ComfyUI's MODEL cannot be rebuilt in worker processes. Set "
+                             "devices to 1, or load the model with MagicInfinite Model Loader.")
+        else:  # the MODEL's own identity (files, LoRAs, patches) is the denoiser's
+            denoiser = HostDenoiser(wan_model, model_patch)
+            placement, identity = denoiser.session(), ()
         clip = None if clip_vision_output is None else clip_vision_output.penultimate_hidden_states
         progress = progress_callback(settings.total_steps(audio.num_frames))
         arguments = {"clip_tokens": clip, "regions": regions,
                      "callback": lambda step: progress(step.done, _preview(step.latent)),
-                     "resume_key": repr((model.dit.sources, model.dit.loras, vae_identity(vae)))}
-        dit, place = model.dit.module, _on_compute_device(model.dit.module, vram_budget_gb, settings)
-        if settings.options.devices > 1:  # the workers hold the GPUs; the loop stays here
-            dit, place = pooled_model(model.dit, settings.options.devices), nullcontext(torch.device("cpu"))
-        with place as device:
+                     "resume_key": repr((*identity, vae_identity(vae)))}
+        with placement as device:
             if output in ("file", "live"):
-                result = stream_video(dit, vae, image, audio, text, settings, device=device,
+                result = stream_video(denoiser, vae, image, audio, text, settings, device=device,
                                       directory=output_directory(), filename_prefix=filename_prefix,
                                       live=output == "live", **arguments)
             else:
-                result = sample_video(dit, vae, image, audio, text, settings, device=device, **arguments)
+                result = sample_video(denoiser, vae, image, audio, text, settings, device=device,
+                                      **arguments)
         sound = {"waveform": result.waveform.unsqueeze(0), "sample_rate": result.sample_rate}
         outputs = (result.frames, sound, result.fps, "" if result.path is None else str(result.path))
         if result.path is None:

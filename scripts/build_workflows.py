@@ -64,6 +64,17 @@ WAV2VEC = "wav2vec2-chinese-base_fp16.safetensors"
 UMT5 = "umt5_xxl_fp8_e4m3fn_scaled.safetensors"
 CLIP_VISION = "clip_vision_h.safetensors"
 VAE = "wan_2.1_vae.safetensors"
+# Every note says which model path a workflow uses and when to pick the other (docs/workflows.md).
+PICK_NOTE = (
+    "## Which workflow\n\n"
+    "- **magicinfinite_comfyui_model_stack**: ComfyUI's own loaders (UNETLoader or a GGUF loader, "
+    "LoraLoaderModelOnly, ModelPatchLoader) into our sampler. ComfyUI's memory manager loads the model, "
+    "partially when the card is small: pick it on 8-16 GB cards (fp8 or GGUF Q4-Q8 files) or to reuse "
+    "your attention, compile or LoRA nodes. One GPU.\n"
+    "- **The other workflows**: MagicInfinite Model Loader (MI_MODEL), our own loader (fp8 weights with "
+    "LoRAs kept beside them), outside ComfyUI's memory manager: pick them on 24 GB cards and up. The rest "
+    "of the graph (audio, regions, text, options, saving) works the same on both."
+)
 
 
 # ---------------------------------------------------------------------------------------------- declarations
@@ -368,7 +379,49 @@ def embedded_demo() -> Workflow:
         f"the voice.\n- Prompts are made of the words the model knows: {', '.join(info.prompt_words)}.")
 
 
-WORKFLOWS = (one_speaker, dubbing, two_speakers, long_stream, base_cfg, embedded_demo)
+def host_model_stack() -> Workflow:
+    """For users of ComfyUI's native InfiniteTalk template: their loaders, our one sampler node."""
+    portrait = Node("LoadImage", {"image": "portrait.png"}, title="Portrait")
+    voice = Node("LoadAudio", {"audio": "speech.wav"}, title="Voice")
+    audio_loader = Node("AudioEncoderLoader", {"audio_encoder_name": WAV2VEC})
+    encoded = Node("AudioEncoderEncode", {}, {"audio_encoder": (audio_loader, 0), "audio": (voice, 0)})
+    embed = Node("MagicInfiniteAudioEmbed",
+                 {"fps": 25.0, "mode": "para", "normalize_loudness": True}
+                 | {f"gain_{i}": 1.0 for i in range(1, 5)},
+                 {"audio_1": (voice, 0), "encoder_output_1": (encoded, 0)})
+    clip = Node("CLIPLoader", {"clip_name": UMT5, "type": "wan", "device": "default"})
+    vision_loader = Node("CLIPVisionLoader", {"clip_name": CLIP_VISION})
+    vae = Node("VAELoader", {"vae_name": VAE})
+    unet = Node("UNETLoader", {"unet_name": DIT, "weight_dtype": "default"})
+    lora = Node("LoraLoaderModelOnly", {"lora_name": DISTILL_LORA, "strength_model": 1.0},
+                {"model": (unet, 0)})
+    patch = Node("ModelPatchLoader", {"name": SINGLE})
+    prompt = _text(clip, "A person talks to the camera with natural expressions, head and hand movements.")
+    text = _conditioning(prompt)
+    vision = _vision(vision_loader, portrait)
+    values = {"width": 480, "height": 832, "sampler": "distilled", "steps": 4, "text_cfg": 1.0,
+              "audio_cfg": 1.0, "seed": 42, "output": "frames", "filename_prefix": "MagicInfinite"}
+    sampler = Node("MagicInfiniteSampler", values,
+                   {"wan_model": (lora, 0), "model_patch": (patch, 0), "image": (portrait, 0),
+                    "audio": (embed, 0), "text": (text, 0), "vae": (vae, 0),
+                    "clip_vision_output": (vision, 0)})
+    return Workflow(
+        "magicinfinite_comfyui_model_stack",
+        "One speaker on ComfyUI's own model stack (as in its InfiniteTalk template): UNETLoader, "
+        "LoraLoaderModelOnly and ModelPatchLoader feed the MagicInfinite sampler, which brings windows of "
+        "any length, 1-4 speakers and streaming. ComfyUI's memory manager loads the model (partially on "
+        "small cards); fp8 or GGUF files and model patches from your graph apply.",
+        _graph(portrait, voice, audio_loader, encoded, embed, clip, prompt, text, vision_loader, vision, vae,
+               unet, lora, patch, sampler, _save_frames(sampler, "MagicInfinite/comfyui_model")),
+        "- **Portrait** (Load Image) and **Voice** (Load Audio).\n"
+        "- Replace UNETLoader by a GGUF loader (Q4-Q8) on 8-16 GB cards; add attention or compile patch "
+        "nodes after LoraLoaderModelOnly: the sampler runs whatever MODEL arrives.\n"
+        "- AudioEncoderEncode suits clips up to a minute; for long voices use MagicInfinite Audio Encoder "
+        "Loader on the same wav2vec2 file (audio_encoder input of Audio Embed): the reference computation "
+        "in flat memory.")
+
+
+WORKFLOWS = (one_speaker, dubbing, two_speakers, long_stream, base_cfg, host_model_stack, embedded_demo)
 
 
 # ---------------------------------------------------------------------------------------------- writers
@@ -425,7 +478,7 @@ def _note_text(workflow: Workflow, core: dict) -> str:
                 files.setdefault(folder, [])
                 if node.values[name] not in files[folder]:
                     files[folder].append(node.values[name])
-    lines = [f"# {workflow.description}", "", "## Model files", ""]
+    lines = [f"# {workflow.description}", "", PICK_NOTE, "", "## Model files", ""]
     if files:
         lines += ["Put each file in the folder shown, under ComfyUI/models/:", ""]
     else:

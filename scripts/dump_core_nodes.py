@@ -26,6 +26,10 @@ MODEL_FILE_INPUTS = {
     ("CLIPLoader", "clip_name"): "text_encoders",
     ("CLIPVisionLoader", "clip_name"): "clip_vision",
     ("VAELoader", "vae_name"): "vae",
+    ("UNETLoader", "unet_name"): "diffusion_models",
+    ("LoraLoaderModelOnly", "lora_name"): "loras",
+    ("ModelPatchLoader", "name"): "model_patches",
+    ("AudioEncoderLoader", "audio_encoder_name"): "audio_encoders",
 }
 KEPT_FIELDS = ("display_name", "input", "input_order", "output", "output_name", "output_node")
 

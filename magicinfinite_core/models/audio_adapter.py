@@ -163,6 +163,22 @@ class AudioConditioning:
     binding: SpeakerBinding | None
     gate: RegionGate | None
 
+    @classmethod
+    def build(cls, audio_tokens: torch.Tensor, speaker_masks: torch.Tensor | None, *, dtype: torch.dtype,
+              region_gate: bool = True, scale: float = 1.0) -> AudioConditioning:
+        """Audio tokens [B, S, T, K, token_dim] (from the adapter's projection) and one token-grid mask per
+        speaker [S, h, w] (or None) -> the tokens per frame in `dtype`, the two-speaker binding and the
+        region gate."""
+        speakers, tokens_per_speaker = audio_tokens.shape[1], audio_tokens.shape[3]
+        binding = gate = None
+        if speaker_masks is not None:
+            masks = speaker_masks.to(audio_tokens.device)
+            if speakers == 2:
+                binding = SpeakerBinding.from_masks(masks, tokens_per_speaker)
+            if region_gate:
+                gate = RegionGate.from_masks(masks, tokens_per_speaker)
+        return cls(audio_tokens.transpose(1, 2).flatten(2, 3).to(dtype), scale, binding, gate)
+
 
 class AudioCrossAttention(nn.Module):
     """Frame-local cross-attention from video tokens to audio tokens (MultiTalk's SingleStreamAttention)."""

@@ -22,7 +22,7 @@ from torch import nn
 from ..errors import InputError
 from ..latents import LATENT_CHANNELS, MASK_CHANNELS, TIME_STRIDE
 from .attention import ImageTextCrossAttention, LayerNorm, SelfAttention, TextCrossAttention
-from .audio_adapter import AudioConditioning, AudioCrossAttention, AudioProjection, RegionGate, SpeakerBinding
+from .audio_adapter import AudioConditioning, AudioCrossAttention, AudioProjection
 from .cast import CastLinear
 from .config import WanConfig
 from .rope import grid_rotation
@@ -284,20 +284,8 @@ class WanModel(nn.Module):
         shares: the tokens per frame in the compute dtype, the two-speaker binding and the region gate."""
         if audio_tokens is None:
             return None
-        speakers, tokens_per_speaker = audio_tokens.shape[1], audio_tokens.shape[3]
-        binding = gate = None
-        if speaker_masks is not None:
-            masks = speaker_masks.to(audio_tokens.device)
-            if speakers == 2:
-                binding = SpeakerBinding.from_masks(masks, tokens_per_speaker)
-            if region_gate:
-                gate = RegionGate.from_masks(masks, tokens_per_speaker)
-        return AudioConditioning(
-            tokens=audio_tokens.transpose(1, 2).flatten(2, 3).to(self.compute_dtype),
-            scale=audio_scale,
-            binding=binding,
-            gate=gate,
-        )
+        return AudioConditioning.build(audio_tokens, speaker_masks, dtype=self.compute_dtype,
+                                       region_gate=region_gate, scale=audio_scale)
 
     def _check_inputs(
         self,

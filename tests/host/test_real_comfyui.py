@@ -45,7 +45,7 @@ API_WORKFLOWS = ROOT / "workflows" / "api"
 EMBEDDED_DEMO = API_WORKFLOWS / "magicinfinite_embedded_demo.json"
 VOICE_SECONDS = 1.3  # one window of the embedded model (33 frames at 25 fps)
 LOADERS = {"MagicInfiniteModelLoader", "MagicInfiniteAudioEncoderLoader", "CLIPLoader", "CLIPVisionLoader",
-           "VAELoader"}
+           "VAELoader", "UNETLoader", "ModelPatchLoader", "LoraLoaderModelOnly", "AudioEncoderLoader"}
 
 
 @pytest.fixture(scope="module")

@@ -173,3 +173,34 @@ def test_the_options_preset_replaces_the_samplers_settings(loaded, monkeypatch) 
     (settings,) = seen
     assert (settings.width, settings.height, settings.steps, settings.text_cfg) == (448, 768, 4, 1.0)
     assert (settings.options.window_frames, settings.options.motion_frames) == (33, 5)
+
+
+def test_exactly_one_model_stack_must_be_connected(loaded) -> None:
+    sampler = MagicInfiniteSampler()
+    host_model, adapter = object(), object()  # never reached: the inputs are refused first
+    with pytest.raises(InputError, match="model: connect either an MI_MODEL .* not both"):
+        sampler.sample(**inputs(loaded, wan_model=host_model, model_patch=adapter))
+    with pytest.raises(InputError, match="wan_model: no model connected; connect MagicInfinite Model Loader"):
+        sampler.sample(**inputs(None))
+    with pytest.raises(InputError, match="model_patch: a MODEL needs its audio adapter"):
+        sampler.sample(**inputs(None, wan_model=host_model))
+
+
+def test_a_comfyui_vae_is_named_in_the_resume_identity_by_its_weights() -> None:
+    from nodes.host import vae_identity
+
+    class HostVAE:  # ComfyUI's VAE object wraps its module in first_stage_model
+        def __init__(self, seed: int) -> None:
+            torch.manual_seed(seed)
+            self.first_stage_model = torch.nn.Linear(3, 3)
+
+    assert vae_identity(HostVAE(0)) == vae_identity(HostVAE(0)) != vae_identity(HostVAE(1))
+    assert vae_identity(make_vae()) == ""  # the engine's own VAE is a module: the engine names it
+
+
+def test_several_devices_need_our_own_model(loaded) -> None:
+    host_model, adapter = object(), object()  # never called: the device count is refused first
+    options = SamplerOptions(devices=2)
+    with pytest.raises(InputError, match="options: devices 2 needs our MI_MODEL"):
+        MagicInfiniteSampler().sample(**inputs(None, wan_model=host_model, model_patch=adapter,
+                                               options=options))
