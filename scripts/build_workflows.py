@@ -69,11 +69,12 @@ PICK_NOTE = (
     "## Which workflow\n\n"
     "- **magicinfinite_comfyui_model_stack**: ComfyUI's own loaders (UNETLoader or a GGUF loader, "
     "LoraLoaderModelOnly, ModelPatchLoader) into our sampler. ComfyUI's memory manager loads the model, "
-    "partially when the card is small: pick it on 8-16 GB cards (fp8 or GGUF Q4-Q8 files) or to reuse "
-    "your attention, compile or LoRA nodes. One GPU.\n"
+    "partially when the card is small: pick it for GGUF Q4-Q8 files on 8-12 GB cards, or to reuse your "
+    "attention, compile or LoRA nodes. One GPU.\n"
     "- **The other workflows**: MagicInfinite Model Loader (MI_MODEL), our own loader (fp8 weights with "
-    "LoRAs kept beside them), outside ComfyUI's memory manager: pick them on 24 GB cards and up. The rest "
-    "of the graph (audio, regions, text, options, saving) works the same on both."
+    "LoRAs kept beside them); the sampler streams its blocks through vram_budget_gb. The rest of the "
+    "graph (audio, regions, text, options, saving) works the same on both. Which on which card: the "
+    "pack's docs/gpu.md."
 )
 
 
