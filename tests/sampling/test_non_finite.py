@@ -83,8 +83,8 @@ class NanFromCall(RecordingModel):
         super().__init__()
         self.first_nan_call = first_nan_call
 
-    def __call__(self, x, timestep, context, **kwargs):
-        v = super().__call__(x, timestep, context, **kwargs)
+    def velocity(self, x, sigma, conditioning):
+        v = super().velocity(x, sigma, conditioning)
         return v * math.nan if len(self.calls) > self.first_nan_call else v
 
 
