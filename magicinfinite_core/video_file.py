@@ -187,3 +187,19 @@ def video_size(path: Path | str) -> tuple[int, int]:
     with _open_video(Path(path)) as container:
         context = container.streams.video[0].codec_context
         return context.width, context.height
+
+
+def copy_packets(source: av.container.InputContainer, stream: av.video.stream.VideoStream,
+                 output: av.container.OutputContainer, target: av.stream.Stream, offset: int) -> int:
+    """Remux every packet of `stream` into `target` of `output`, its timestamps shifted by `offset` (in the
+    stream's time base), without decoding; returns the number of packets copied."""
+    copied = 0
+    for packet in source.demux(stream):
+        if packet.dts is None:  # the demuxer's end-of-stream marker
+            continue
+        packet.pts += offset
+        packet.dts += offset
+        packet.stream = target
+        output.mux(packet)
+        copied += 1
+    return copied

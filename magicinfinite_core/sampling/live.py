@@ -30,7 +30,7 @@ import torch
 
 from magicinfinite_core.sampling.resume import ResumeStore
 from magicinfinite_core.sampling.sinks import Mp4Sink, VideoResult
-from magicinfinite_core.video_file import audio_layout
+from magicinfinite_core.video_file import audio_layout, copy_packets
 
 PLAYLIST_SUFFIX = ".m3u8"
 SEGMENTS_SUFFIX = ".hls"
@@ -94,13 +94,7 @@ def write_segment(video: Path, target: Path, *, first_frame: int, rate: Fraction
         if audio.shape[1]:
             sound = output.add_stream("aac", rate=sample_rate, layout=audio_layout(audio.shape[0]))
         offset = round((Fraction(first_frame) / rate + TIMESTAMP_OFFSET_S) / stream.time_base)
-        for packet in source.demux(stream):
-            if packet.dts is None:  # the demuxer's end-of-stream marker
-                continue
-            packet.pts += offset
-            packet.dts += offset
-            packet.stream = copy
-            output.mux(packet)
+        copy_packets(source, stream, output, copy, offset)
         if sound is not None:
             chunk = av.AudioFrame.from_ndarray(audio.contiguous().numpy(), format="fltp",
                                                layout=audio_layout(audio.shape[0]))

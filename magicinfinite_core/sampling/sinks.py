@@ -29,6 +29,7 @@ from magicinfinite_core.video_file import (
     aac_channels,
     add_h264_stream,
     audio_layout,
+    copy_packets,
     encode_h264,
     frame_rate,
     last_frame,
@@ -200,14 +201,7 @@ class Mp4Sink:
                 with av.open(str(segment)) as source:
                     stream = source.streams.video[0]
                     offset = round(Fraction(frames_written) / self.rate / stream.time_base)
-                    for packet in source.demux(stream):
-                        if packet.dts is None:  # the demuxer's end-of-stream marker
-                            continue
-                        packet.pts += offset
-                        packet.dts += offset
-                        packet.stream = video
-                        output.mux(packet)
-                        frames_written += 1
+                    frames_written += copy_packets(source, stream, output, video, offset)
                 # Audio up to the end of this segment's video keeps the file interleaved.
                 until = round(frames_written * self.sample_rate / self.fps)
                 samples = self.waveform[:, samples_written:until].contiguous().numpy()
