@@ -50,7 +50,9 @@ def _stop_demo(tmp_path: Path, wait_for: str | None) -> tuple[int, str]:
     lines = []
     try:
         if wait_for is None:
-            time.sleep(0.5)
+            # Past the interpreter's own start (0.02 s here; a SIGINT there is Python's, before any code of
+            # ours runs, and on a loaded machine it took over 0.5 s), inside the demo's ~4.7 s of imports.
+            time.sleep(1.0)
         else:
             for line in process.stderr:
                 lines.append(line)
