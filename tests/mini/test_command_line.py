@@ -70,7 +70,9 @@ def _stop_demo(tmp_path: Path, wait_for: str | None) -> tuple[int, str]:
 @pytest.mark.parametrize("wait_for", [None, "Model:", "sample "], ids=["importing", "loading", "sampling"])
 def test_ctrl_c_at_any_moment_ends_with_one_line(wait_for, tmp_path):
     code, err = _stop_demo(tmp_path, wait_for)
-    assert code == 130, err
+    # 130 from our handler; a SIGINT that lands inside torch's import is sometimes also re-delivered by the
+    # interpreter at exit (-SIGINT here). A shell reports 130 for both; what the user sees is the one line.
+    assert code in (130, -signal.SIGINT), err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
     assert err.rstrip("\n").splitlines()[-1].startswith("Stopped"), err
     assert not (tmp_path / "stopped.mp4").exists()
