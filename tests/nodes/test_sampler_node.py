@@ -17,7 +17,8 @@ from nodes.sampler import (
     MagicInfiniteSamplerOptions,
 )
 from tests.conftest import make_tiny_model
-from tests.sampling.sampler_fixtures import CONFIG, make_audio, make_picture, make_text, make_vae
+from tests.nodes.sampler_node_fixtures import HostManagement, inputs
+from tests.sampling.sampler_fixtures import CONFIG, make_vae
 
 
 @pytest.fixture(scope="module")
@@ -26,12 +27,6 @@ def loaded() -> MagicInfiniteModel:
         LoadedModel(make_tiny_model(CONFIG), CONFIG, torch.float32, None, ("tiny.safetensors",), ()))
 
 
-def inputs(loaded, **overrides) -> dict:
-    values = {"model": loaded, "image": make_picture(), "audio": make_audio(20), "text": make_text(),
-              "width": 32, "height": 32, "sampler": "distilled", "steps": 4, "text_cfg": 1.0,
-              "audio_cfg": 1.0, "seed": 3, "output": "frames", "filename_prefix": "test/talk",
-              "vae": make_vae(), "options": SamplerOptions(window_frames=17, motion_frames=5)}
-    return {**values, **overrides}
 
 
 def test_registered_with_tooltips_on_every_input() -> None:
@@ -93,37 +88,10 @@ def test_progress_counts_every_step_with_a_preview_and_cancel_is_honoured(loaded
 
 
 def test_the_model_moves_to_the_compute_device_and_back(loaded, monkeypatch) -> None:
-    moves = []
-
-    class Management:
-        @staticmethod
-        def get_torch_device():
-            return torch.device("cpu")
-
-        @staticmethod
-        def unet_offload_device():
-            moves.append("offload")
-            return torch.device("cpu")
-
-        @staticmethod
-        def module_size(module):
-            return 1000
-
-        @staticmethod
-        def minimum_inference_memory():
-            return 24
-
-        @staticmethod
-        def free_memory(memory_required, device):
-            moves.append(("free", memory_required, device.type))
-
-        @staticmethod
-        def soft_empty_cache():
-            moves.append("empty cache")
-
-    monkeypatch.setattr(sampler_node, "model_management", Management)
+    management = HostManagement()
+    monkeypatch.setattr(sampler_node, "model_management", management)
     MagicInfiniteSampler().sample(**inputs(loaded))
-    assert moves == [("free", 1024, "cpu"), "offload", "empty cache"]
+    assert management.calls == [("free", 1024, "cpu"), "offload", "empty cache"]
 
 
 def test_clip_vision_output_penultimate_states_are_used(loaded, monkeypatch) -> None:
