@@ -213,10 +213,15 @@ def _block_modules(model: nn.Module) -> list[list[nn.Module]]:
     return [list(block.modules()) for block in model.blocks]
 
 
+def _resident_group(model: nn.Module) -> WeightGroup:
+    """What the streamer keeps on the device: the model outside its blocks."""
+    in_blocks = {id(m) for modules in _block_modules(model) for m in modules}
+    return WeightGroup([m for m in model.modules() if id(m) not in in_blocks])
+
+
 def resident_bytes(model: nn.Module) -> int:
     """Bytes of what the streamer keeps on the device: the model outside its blocks."""
-    in_blocks = {id(m) for modules in _block_modules(model) for m in modules}
-    return WeightGroup([m for m in model.modules() if id(m) not in in_blocks]).nbytes()
+    return _resident_group(model).nbytes()
 
 
 def block_bytes(model: nn.Module) -> int:
@@ -281,9 +286,7 @@ class BlockStreamer:
     ) -> None:
         self.model = model
         self.device = torch.device(device)
-        self.resident = WeightGroup(
-            [m for m in model.modules() if id(m) not in {id(x) for ms in _block_modules(model) for x in ms}]
-        )
+        self.resident = _resident_group(model)
         self.resident_nbytes = self.resident.nbytes()
         self.block_nbytes = block_bytes(model)
         need = self.resident_nbytes + self.block_nbytes
