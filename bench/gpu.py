@@ -47,6 +47,7 @@ sys.path.insert(0, str(ROOT))  # the repo travels to the GPU machine but is not 
 import torch  # noqa: E402
 
 from magicinfinite_core.checkpoints.fp8 import quantize_fp8  # noqa: E402
+from magicinfinite_core.latents import LATENT_CHANNELS, SPACE_STRIDE, latent_frames  # noqa: E402
 from magicinfinite_core.mini.vae import SmallVideoVAE  # noqa: E402
 from magicinfinite_core.models import WAN_14B, WanConfig, WanModel, tiny_config  # noqa: E402
 from magicinfinite_core.models.cast import CastLinear  # noqa: E402
@@ -67,7 +68,7 @@ class Shape:
 
     @property
     def latent(self) -> tuple[int, int, int]:
-        return (self.frames - 1) // 4 + 1, self.height // 8, self.width // 8
+        return latent_frames(self.frames), self.height // SPACE_STRIDE, self.width // SPACE_STRIDE
 
     def tokens(self, config: WanConfig) -> int:
         t, h, w = self.latent
@@ -164,7 +165,7 @@ def inputs(config: WanConfig, shape: Shape, device: torch.device) -> tuple[dict,
     features = torch.randn(1, 1, shape.frames, audio.window, audio.feature_layers, audio.feature_width,
                            generator=g, device=device)
     kwargs = {
-        "x": torch.randn(1, 16, t, h, w, generator=g, device=device),
+        "x": torch.randn(1, LATENT_CHANNELS, t, h, w, generator=g, device=device),
         "timestep": torch.tensor([500.0], device=device),
         "context": torch.randn(1, config.text_len, config.text_dim, generator=g, device=device),
         "image_latent": torch.randn(1, 20, t, h, w, generator=g, device=device),
