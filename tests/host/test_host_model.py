@@ -196,8 +196,6 @@ def test_a_lora_applies_alike_on_both_paths(host, mi_model):
     assert relative_error(ours[-1], without[-1]) > 100 * TOLERANCE  # the LoRA changed the video
 
 
-
-
 class CountingPatch:
     """A user's attention patch on the MODEL (attn1_patch): counts its calls, changes nothing."""
 

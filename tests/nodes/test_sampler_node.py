@@ -27,8 +27,6 @@ def loaded() -> MagicInfiniteModel:
         LoadedModel(make_tiny_model(CONFIG), CONFIG, torch.float32, None, ("tiny.safetensors",), ()))
 
 
-
-
 def test_registered_with_tooltips_on_every_input() -> None:
     for name, cls in (("MagicInfiniteSampler", MagicInfiniteSampler),
                       ("MagicInfiniteSamplerOptions", MagicInfiniteSamplerOptions)):
@@ -66,6 +64,7 @@ def test_live_output_also_publishes_an_ended_hls_playlist(loaded, tmp_path, monk
     segments = [line for line in lines if not line.startswith("#")]
     assert lines[-1] == "#EXT-X-ENDLIST" and len(segments) == 2  # 20 frames: windows of 17 and 3 new
     assert all((tmp_path / "test" / uri).is_file() for uri in segments) and path.endswith(".mp4")
+
 
 def test_progress_counts_every_step_with_a_preview_and_cancel_is_honoured(loaded, monkeypatch) -> None:
     calls = []

@@ -81,6 +81,5 @@ def test_a_streamed_file_render_fingerprints_the_real_weights(model, management,
     assert Path(streamed).name == Path(plain).name
 
 
-
 def file_inputs(model, **overrides) -> dict:
     return inputs(model, audio=make_audio(12), steps=1, output="file", filename_prefix="t", **overrides)
