@@ -15,14 +15,16 @@ import torch
 import torch.nn.functional as F
 
 from magicinfinite_core.errors import InputError
+from magicinfinite_core.latents import LATENT_CHANNELS
 from magicinfinite_core.models.audio_adapter import AudioConditioning
+from magicinfinite_core.models.wan import I2V_CONDITION_CHANNELS
 from magicinfinite_core.sampling.denoiser import ModelFacts, WindowConditioning
 from magicinfinite_core.sampling.resume import fingerprint, module_fingerprint
 
 from . import host
 from .audio_patches import AUDIO_KEY, AudioAdapter, AudioAttentionPatch, SpeakerPositionsPatch
 
-I2V_CHANNELS = 36  # 16 noisy latent + 4 mask + 16 reference latent
+I2V_CHANNELS = LATENT_CHANNELS + I2V_CONDITION_CHANNELS  # 16 noisy latent + 4 mask + 16 reference latent
 
 
 def wan_i2v_diffusion_model(model: object) -> torch.nn.Module:
