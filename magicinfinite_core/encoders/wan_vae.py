@@ -71,19 +71,19 @@ def load_wan_vae(path: str | Path, *, dtype: torch.dtype = torch.float32,
     if not is_wan_vae(shapes):
         missing = [key for key in WAN_VAE_KEYS if key not in shapes]
         raise CheckpointError(
-            f"--vae: {tensors.name} is not a Wan VAE (it lacks {', '.join(missing)}); give the Wan2.1 VAE, "
+            f"{tensors.name} is not a Wan VAE (it lacks {', '.join(missing)}); give the Wan2.1 VAE, "
             "wan_2.1_vae.safetensors from ComfyUI's models/vae folder.")
     z_dim = shapes[LATENT_CONV_KEY][0]
     if WAN22_KEY in shapes or z_dim != LATENT_CHANNELS:
         raise CheckpointError(
-            f"--vae: {tensors.name} is a Wan2.2 VAE ({z_dim} latent channels); Wan2.1 models and their "
+            f"{tensors.name} is a Wan2.2 VAE ({z_dim} latent channels); Wan2.1 models and their "
             f"adapters read the Wan2.1 VAE's {LATENT_CHANNELS}: give wan_2.1_vae.safetensors.")
     state = convert_wan_vae_to_diffusers(dict(tensors.read(tensors.keys())))
     model = AutoencoderKLWan(base_dim=shapes[HEAD_NORM_KEY][0], z_dim=z_dim)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as err:
-        raise CheckpointError(f"--vae: {tensors.name} does not fit the Wan2.1 VAE layout ({err}).") from err
+        raise CheckpointError(f"{tensors.name} does not fit the Wan2.1 VAE layout ({err}).") from err
     # torch's own `to`: diffusers' override warns about fp32-only modules, which this model has none of.
     nn.Module.to(model, device=device, dtype=dtype)
     return WanVideoVAE(model.eval().requires_grad_(False))

@@ -15,35 +15,19 @@ import sys
 import pytest
 import torch
 from safetensors.torch import save_file
-from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
 from magicinfinite_core.encoders.clip_vision import load_clip_vision
 from magicinfinite_core.errors import CheckpointError, InputError
+from tests.encoders.encoder_files import CLIP_CONFIG, clip_vision_state
 from tests.host.checkout import comfyui_dir, requires_comfyui
 
-CONFIG = {
-    "attention_dropout": 0.0, "dropout": 0.0, "hidden_act": "gelu", "hidden_size": 64, "image_size": 56,
-    "initializer_factor": 1.0, "initializer_range": 0.02, "intermediate_size": 128, "layer_norm_eps": 1e-05,
-    "model_type": "clip_vision_model", "num_attention_heads": 16, "num_channels": 3, "num_hidden_layers": 3,
-    "patch_size": 14, "projection_dim": 32, "torch_dtype": "float32",
-}
+CONFIG = CLIP_CONFIG
 TOKENS = 1 + (56 // 14) ** 2
 
 
 @pytest.fixture(scope="module")
 def weights() -> dict[str, torch.Tensor]:
-    """A tiny CLIP vision model's tensors in clip_vision_h.safetensors' names."""
-    torch.manual_seed(0)
-    model = CLIPVisionModelWithProjection(CLIPVisionConfig(**CONFIG))
-    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    if "vision_model.embeddings.class_embedding" not in state:  # transformers 5 names the inner model alone
-        state = {("" if k.startswith("visual_projection.") else "vision_model.") + k: v
-                 for k, v in state.items()}
-    # Trained norms and biases are not ones and zeros; make the parity see them.
-    for key, value in state.items():
-        if "norm" in key or key.endswith(".bias"):
-            value.uniform_(-0.5, 1.5)
-    return state
+    return clip_vision_state()
 
 
 @pytest.fixture(scope="module")

@@ -9,55 +9,26 @@ the same prompts from the same file.
 from __future__ import annotations
 
 import importlib
-import io
 import sys
 
 import pytest
-import sentencepiece
 import torch
 from safetensors.torch import save_file
-from transformers import UMT5Config, UMT5EncoderModel
 
 from magicinfinite_core.checkpoints.fp8 import quantize_fp8
 from magicinfinite_core.encoders.umt5 import EOS_ID, load_umt5
 from magicinfinite_core.errors import CheckpointError
+from tests.encoders.encoder_files import CORPUS, UMT5_SIZES, umt5_state
 from tests.host.checkout import comfyui_dir, requires_comfyui
 
-SIZES = {"d_model": 64, "d_kv": 16, "num_heads": 4, "d_ff": 128, "num_layers": 2}
-CORPUS = [
-    "a woman talks to the camera in warm light",
-    "two men laugh and talk at a table, the camera is still",
-    "an old man sings a song slowly; soft light from the window",
-    "the girl smiles, then speaks quickly to her friend",
-]
+SIZES = UMT5_SIZES
 PROMPTS = ["a woman talks to the camera, warm light.", "two men   laugh!", "café über naïve"]
 TEXT_LEN = 512  # Wan's, and ComfyUI's minimum padded length
 
 
-def _spiece_model() -> bytes:
-    writer = io.BytesIO()
-    sentencepiece.SentencePieceTrainer.train(
-        sentence_iterator=iter(CORPUS * 4), model_writer=writer, vocab_size=60, model_type="unigram",
-        pad_id=0, eos_id=1, unk_id=2, bos_id=-1, hard_vocab_limit=False, minloglevel=2)
-    return writer.getvalue()
-
-
 @pytest.fixture(scope="module")
 def weights() -> dict[str, torch.Tensor]:
-    """A tiny umT5 encoder's tensors in ComfyUI's names, with the tokenizer embedded."""
-    proto = _spiece_model()
-    vocab = sentencepiece.SentencePieceProcessor(model_proto=proto).get_piece_size()
-    torch.manual_seed(0)
-    model = UMT5EncoderModel(UMT5Config(vocab_size=vocab, feed_forward_proj="gated-gelu", **SIZES))
-    # ComfyUI's files hold the embedding once, as shared.weight.
-    state = {k: v.detach().clone() for k, v in model.state_dict().items()
-             if k != "encoder.embed_tokens.weight"}
-    # Trained norms are not all ones; make the parity see them.
-    for key, value in state.items():
-        if "layer_norm" in key:
-            value.uniform_(0.5, 1.5)
-    state["spiece_model"] = torch.frombuffer(bytearray(proto), dtype=torch.uint8)
-    return state
+    return umt5_state()
 
 
 @pytest.fixture(scope="module")

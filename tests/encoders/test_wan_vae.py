@@ -8,7 +8,7 @@ from safetensors.torch import save_file
 
 from magicinfinite_core.encoders.wan_vae import load_wan_vae
 from magicinfinite_core.errors import CheckpointError
-from tests.encoders.wan_vae_files import comfy_module, wan_vae_state, write_wan_vae
+from tests.encoders.encoder_files import comfy_module, wan_vae_state, write_wan_vae
 from tests.host.checkout import requires_comfyui
 
 TOLERANCE = 1e-5
@@ -54,12 +54,12 @@ def test_refuses_a_wan22_vae(tmp_path):
     state = wan_vae_state(8)
     wider = dict(state, **{"conv2.weight": torch.zeros(48, 48, 1, 1, 1)})
     save_file(wider, str(tmp_path / "wan2.2_vae.safetensors"))
-    with pytest.raises(CheckpointError, match=r"--vae: wan2.2_vae.safetensors is a Wan2.2 VAE \(48 latent"):
+    with pytest.raises(CheckpointError, match=r"wan2.2_vae.safetensors is a Wan2.2 VAE \(48 latent"):
         load_wan_vae(tmp_path / "wan2.2_vae.safetensors")
 
 
 def test_refuses_a_file_that_is_not_a_wan_vae(tmp_path):
     save_file({"encoder.conv_in.weight": torch.zeros(4, 3, 3, 3)}, str(tmp_path / "sd_vae.safetensors"))
-    with pytest.raises(CheckpointError, match=r"--vae: sd_vae.safetensors is not a Wan VAE \(it lacks "
+    with pytest.raises(CheckpointError, match=r"sd_vae.safetensors is not a Wan VAE \(it lacks "
                                               r"encoder.conv1.weight.*wan_2.1_vae.safetensors"):
         load_wan_vae(tmp_path / "sd_vae.safetensors")

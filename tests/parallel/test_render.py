@@ -61,11 +61,22 @@ def test_more_processes_than_gpus_is_refused(monkeypatch) -> None:
         join("cuda")
 
 
-def test_a_wan_vae_file_is_refused_with_what_to_do(tmp_path, capsys) -> None:
-    save_file({"encoder.conv1.weight": torch.zeros(96, 3, 3, 3, 3)}, tmp_path / "wan_2.1_vae.safetensors")
+def test_a_vae_file_it_cannot_use_is_refused_with_what_to_do(tmp_path, capsys) -> None:
+    save_file({"encoder.conv_in.weight": torch.zeros(96, 3, 3, 3)}, tmp_path / "sd_vae.safetensors")
     argv = inputs(tmp_path)
-    code = main([*argv, "--vae", str(tmp_path / "wan_2.1_vae.safetensors"), "--out", str(tmp_path / "x.mp4")])
+    code = main([*argv, "--vae", str(tmp_path / "sd_vae.safetensors"), "--out", str(tmp_path / "x.mp4")])
     assert code == 2
     error = capsys.readouterr().err
-    assert "is a Wan2.1 VAE; the engine cannot load it" in error and "ComfyUI" in error
+    assert "is neither a Wan2.1 VAE nor a small VAE of width" in error and "wan_2.1_vae.safetensors" in error
     assert not (tmp_path / "x.mp4").exists()
+
+
+def test_a_wan_dit_without_its_parts_is_refused_naming_each_file(tmp_path, capsys) -> None:
+    argv = inputs(tmp_path)
+    code = main([*argv, "--model", str(tmp_path / "wan.safetensors"),
+                 "--vae", str(tmp_path / "v.safetensors"), "--out", str(tmp_path / "x.mp4")])
+    assert code == 2
+    error = capsys.readouterr().err
+    assert "--text-encoder umt5_xxl_fp16.safetensors" in error
+    assert "--audio-encoder the chinese-wav2vec2" in error
+    assert "give --vae" not in error and not (tmp_path / "x.mp4").exists()
