@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import importlib
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import save_file
 
 from magicinfinite_core.checkpoints.fp8 import quantize_fp8
-from magicinfinite_core.encoders.umt5 import EOS_ID, load_umt5
+from magicinfinite_core.checkpoints.safetensors_io import TensorFile, TensorInfo
+from magicinfinite_core.encoders.umt5 import EOS_ID, load_umt5, umt5_config
 from magicinfinite_core.errors import CheckpointError
 from tests.encoders.encoder_files import CORPUS, UMT5_SIZES, umt5_state
 from tests.host.checkout import comfyui_dir, requires_comfyui
@@ -124,3 +126,22 @@ def test_file_without_tokenizer_names_the_comfyui_file(weights, tmp_path):
     with pytest.raises(CheckpointError, match=r"umt5_no_tokenizer\.safetensors: no embedded tokenizer.*"
                                               r"umt5_xxl_fp16\.safetensors"):
         load_umt5(path)
+
+
+def test_the_xxl_files_shapes_give_umt5_xxl():
+    """umt5_xxl_fp16.safetensors' shapes (256,384 pieces, 4096 wide, 24 blocks with a 32 x 64 position bias
+    each, 10,240 gated feed-forward) read as google/umt5-xxl's encoder configuration."""
+    infos = {"shared.weight": (256384, 4096)}
+    for n in range(24):
+        block = f"encoder.block.{n}.layer."
+        infos |= {block + f"0.SelfAttention.{p}.weight": (4096, 4096) for p in "qkvo"}
+        infos |= {block + "0.SelfAttention.relative_attention_bias.weight": (32, 64),
+                  block + "1.DenseReluDense.wi_0.weight": (10240, 4096),
+                  block + "1.DenseReluDense.wi_1.weight": (10240, 4096),
+                  block + "1.DenseReluDense.wo.weight": (4096, 10240)}
+    path = Path("umt5_xxl_fp16.safetensors")
+    file = TensorFile(path, {k: TensorInfo(shape, torch.float16, path) for k, shape in infos.items()}, {})
+    config = umt5_config(file)
+    assert (config.vocab_size, config.d_model, config.num_heads, config.d_kv, config.d_ff, config.num_layers,
+            config.relative_attention_num_buckets) == (256384, 4096, 64, 64, 10240, 24, 32)
+    assert config.is_gated_act and config.dense_act_fn == "gelu_pytorch_tanh"
