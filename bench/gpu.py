@@ -26,6 +26,10 @@ Sections (each runs on its own: an error is printed and the rest still runs):
    time of each and the largest frame difference from the CPU's video (float32 everywhere, so only kernel
    rounding may differ). Unlike the other sections it needs the pack's own dependencies (PyAV, kornia), as
    the pack does: carry their wheels to a bare GPU machine.
+6. vae: the Wan2.1 VAE as `render` loads it (diffusers' AutoencoderKLWan behind `encoders.wan_vae`, random
+   weights at Wan2.1's size, bf16 on a GPU) at each shape: seconds and peak memory to encode a window's
+   frames (the i2v conditioning encodes the whole window) and to decode its latent. Needs diffusers (carry
+   its wheel).
 """
 
 from __future__ import annotations
@@ -407,6 +411,35 @@ def sampler(table: Table, device: torch.device, seconds: float) -> None:
                   (frames - reference).abs().max().item(), "", "0..1 pixels")
 
 
+def vae(table: Table, setup: Setup, device: torch.device, small: bool) -> None:
+    from diffusers import AutoencoderKLWan
+
+    from magicinfinite_core.encoders.wan_vae import WanVideoVAE
+
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    model = AutoencoderKLWan(base_dim=8 if small else 96)  # 96: Wan2.1's own width
+    torch.nn.Module.to(model, device=device, dtype=dtype)
+    wan = WanVideoVAE(model.eval().requires_grad_(False))
+    clock = Clock(device)
+    for shape in setup.shapes:
+        frames = torch.rand(shape.frames, shape.height, shape.width, 3, device=device)
+        free_memory()
+        start = clock.mark()
+        latent = wan.encode(frames)
+        encoded = clock.mark()
+        encode_peak = peak(device)
+        free_memory()
+        begin = clock.mark()
+        pixels = wan.decode(latent)
+        decoded = clock.mark()
+        note = f"{shape.frames} frames <-> latent {tuple(latent.shape[2:])}, {dtype}"
+        assert pixels.shape == frames.shape, (pixels.shape, frames.shape)
+        table.add("vae", f"{shape.name} encode", clock.seconds(start, encoded), "s", note)
+        table.add("vae", f"{shape.name} encode: peak", encode_peak, "GiB")
+        table.add("vae", f"{shape.name} decode", clock.seconds(begin, decoded), "s", note)
+        table.add("vae", f"{shape.name} decode: peak", peak(device), "GiB")
+
+
 def setup_for(small: bool, blocks: int, budget_gb: tuple[float, ...]) -> Setup:
     if small:
         config = tiny_config(num_layers=4)
@@ -437,8 +470,8 @@ def main() -> int:
                         help="timed passes after one warm-up, the fastest kept (default 3; --small 1)")
     parser.add_argument("--budget-dtypes", default="fp8,bf16", help="dtypes of the budget section")
     parser.add_argument("--budgets", default="12,16,24", help="budgets in GB for the budget section")
-    parser.add_argument("--sections", default="pass,budget,window,sampler",
-                        help="which of pass, budget, window, sampler run")
+    parser.add_argument("--sections", default="pass,budget,window,sampler,vae",
+                        help="which of pass, budget, window, sampler, vae run")
     parser.add_argument("--seconds", type=float, default=None,
                         help="length of the sampler section's video (default 6; --small 1.5)")
     parser.add_argument("--out", type=Path, default=None, help="also write gpu.md and gpu.json here")
@@ -462,6 +495,8 @@ def main() -> int:
     if "sampler" in sections:
         seconds = args.seconds or (1.5 if args.small else 6.0)
         section(table, "sampler")(sampler)(table, device, seconds)
+    if "vae" in sections:
+        section(table, "vae")(vae)(table, setup, device, args.small)
     table.add("total", "bench wall time", time.perf_counter() - STARTED, "s")
     text = table.markdown()
     print(text, flush=True)

@@ -15,7 +15,8 @@ BLOCKED = ("import sys; "
 
 def test_gpu_bench_runs_small_on_cpu_without_av_kornia_comfyui(tmp_path):
     script = (f"{BLOCKED}; import runpy; sys.argv = ['bench/gpu.py', '--device', 'cpu', '--small', "
-              f"'--budget-dtypes', 'fp8', '--sections', 'pass,budget,window', '--out', {str(tmp_path)!r}]; "
+              "'--budget-dtypes', 'fp8', '--sections', 'pass,budget,window,vae', "
+              f"'--out', {str(tmp_path)!r}]; "
               "runpy.run_path('bench/gpu.py', run_name='__main__')")
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
                           timeout=600)
@@ -36,12 +37,15 @@ def test_gpu_bench_runs_small_on_cpu_without_av_kornia_comfyui(tmp_path):
         "480x832x81 (small: 64x96x9) everything else",
         "480x832x81 (small: 64x96x9) fp8: model",
         "flashtalk 768x448x33 (small: 64x64x5) bf16: wall",
+        "480x832x81 (small: 64x96x9) encode",
+        "flashtalk 768x448x33 (small: 64x64x5) decode",
         "bench wall time",
     ]
     for item in numeric:
         assert isinstance(values[item], float) and values[item] > 0, (item, values.get(item))
     # Peak VRAM has no meaning on the CPU: the rows are there, empty.
     assert values["fp8 no budget: peak"] is None and values["fp8 budget resident+2 blocks: peak"] is None
+    assert values["480x832x81 (small: 64x96x9) decode: peak"] is None
     slots = [row["note"] for row in rows
              if row["item"].startswith("fp8 budget") and row["item"].endswith("peak")]
     assert [note.split(" of ")[0] for note in slots] == ["1", "2", "3"]
