@@ -8,9 +8,7 @@ and ours encode the same non-square image.
 
 from __future__ import annotations
 
-import importlib
 import json
-import sys
 
 import pytest
 import torch
@@ -18,8 +16,8 @@ from safetensors.torch import save_file
 
 from magicinfinite_core.encoders.clip_vision import load_clip_vision
 from magicinfinite_core.errors import CheckpointError, InputError
-from tests.encoders.encoder_files import CLIP_CONFIG, clip_vision_state
-from tests.host.checkout import comfyui_dir, requires_comfyui
+from tests.encoders.encoder_files import CLIP_CONFIG, clip_vision_state, comfy_module
+from tests.host.checkout import requires_comfyui
 
 CONFIG = CLIP_CONFIG
 TOKENS = 1 + (56 // 14) ** 2
@@ -43,11 +41,9 @@ def _image() -> torch.Tensor:
 
 @requires_comfyui
 def test_matches_comfyui_penultimate_hidden_states(clip_file, weights, tmp_path, monkeypatch):
-    sys.path.append(str(comfyui_dir()))  # appended: ComfyUI's nodes.py must not shadow the pack's nodes/
-    args = importlib.import_module("comfy.cli_args").args
-    args.cpu = True
+    args = comfy_module("comfy.cli_args").args
     monkeypatch.setattr(args, "fp32_text_enc", True)  # ComfyUI holds CLIP vision in fp16 on the CPU otherwise
-    clip_vision = importlib.import_module("comfy.clip_vision")
+    clip_vision = comfy_module("comfy.clip_vision")
     config_file = tmp_path / "clip_vision_config_tiny.json"
     config_file.write_text(json.dumps(CONFIG))
     comfy_model = clip_vision.ClipVisionModel(str(config_file))

@@ -8,8 +8,6 @@ the same prompts from the same file.
 
 from __future__ import annotations
 
-import importlib
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,8 +18,8 @@ from magicinfinite_core.checkpoints.fp8 import quantize_fp8
 from magicinfinite_core.checkpoints.safetensors_io import TensorFile, TensorInfo
 from magicinfinite_core.encoders.umt5 import EOS_ID, load_umt5, umt5_config
 from magicinfinite_core.errors import CheckpointError
-from tests.encoders.encoder_files import CORPUS, UMT5_SIZES, umt5_state
-from tests.host.checkout import comfyui_dir, requires_comfyui
+from tests.encoders.encoder_files import CORPUS, UMT5_SIZES, comfy_module, umt5_state
+from tests.host.checkout import requires_comfyui
 
 SIZES = UMT5_SIZES
 PROMPTS = ["a woman talks to the camera, warm light.", "two men   laugh!", "café über naïve"]
@@ -42,9 +40,7 @@ def fp32_file(weights, tmp_path_factory):
 
 @requires_comfyui
 def test_matches_comfyui_tokens_and_hidden_states(fp32_file, weights):
-    sys.path.append(str(comfyui_dir()))  # appended: ComfyUI's nodes.py must not shadow the pack's nodes/
-    importlib.import_module("comfy.cli_args").args.cpu = True
-    wan = importlib.import_module("comfy.text_encoders.wan")
+    wan = comfy_module("comfy.text_encoders.wan")
     tokenizer = wan.UMT5XXlTokenizer(tokenizer_data={"spiece_model": weights["spiece_model"]})
     vocab = weights["shared.weight"].shape[0]
     comfy_model = wan.UMT5XXlModel(dtype=torch.float32, model_options={
