@@ -45,8 +45,11 @@ def _stop_demo(tmp_path: Path, wait_for: str | None) -> tuple[int, str]:
     Python imports), and return (exit code, stderr)."""
     command = [sys.executable, "-m", "magicinfinite_core", "demo", "--seconds", "3", "--out",
                str(tmp_path / "stopped.mp4")]
+    # A job started in the background of a non-interactive shell (`nohup ... &`) inherits SIGINT ignored, and
+    # Python then never installs its handler: give the demo the disposition a terminal's Ctrl-C meets.
     process = subprocess.Popen(command, cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                               stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     lines = []
     try:
         if wait_for is None:
