@@ -379,6 +379,8 @@ def main() -> None:
     parser.add_argument("--fidelity-clips", type=int, default=3)
     parser.add_argument("--drift-seconds", type=float, default=120.0)
     parser.add_argument("--segment-seconds", type=float, default=20.0)
+    parser.add_argument("--audio-cfg", type=float, default=1.0,
+                        help="the student's audio guidance (1: one pass a step, as it was distilled; 2: two)")
     args = parser.parse_args()
     sections = set(args.only.split(","))
     if sections - set(SECTIONS):
@@ -388,7 +390,7 @@ def main() -> None:
     if args.vae is not None:
         bundle = load_vae_weights(bundle, args.vae)
     info = bundle.info
-    student = Sampler("student", bundle.model.module, "distilled", info.steps, 1.0, 1.0)
+    student = Sampler("student", bundle.model.module, "distilled", info.steps, 1.0, args.audio_cfg)
     samplers = [student]
     teacher_file = args.run_dir / "teacher.safetensors"
     if teacher_file.is_file() and "lipsync" in sections:

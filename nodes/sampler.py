@@ -108,8 +108,9 @@ class MagicInfiniteSampler:
                     "Text guidance. 1 = off (CFG-distilled weights). Base weights: about 5 (needs a negative "
                     "prompt).")}),
                 "audio_cfg": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 20.0, "step": 0.1, "tooltip": (
-                    "Audio (lip-sync) guidance. 1 = off. With a distill LoRA: text 1, audio 2 (2 passes per "
-                    "step). Base weights: about 4 (3 for long videos).")}),
+                    "Audio (lip-sync) guidance. 1 = off, one pass per step. With a distill LoRA: text 1, "
+                    "audio 2 (2 passes per step, as the shipped workflows). Base weights: about 4 (3 for "
+                    "long videos). The embedded model and FlashTalk: 1 (distilled without guidance).")}),
                 "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "tooltip": (
                     "Same seed, same video. Each window draws its noise from a seed made from this one.")}),
                 "output": (list(OUTPUTS), {"default": "frames", "tooltip": (
