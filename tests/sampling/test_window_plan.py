@@ -1,4 +1,5 @@
-"""Window planning: every frame exactly once, the last window on the last audio frame, motion frames known."""
+"""Window planning: every frame exactly once, every later window full length (the last one past the audio,
+trimmed), motion frames known."""
 
 import pytest
 from hypothesis import given, settings
@@ -48,12 +49,14 @@ def test_later_windows_start_from_motion_frames_the_previous_window_made(plan) -
 
 @settings(max_examples=400, deadline=None)
 @given(plans())
-def test_no_frames_are_generated_past_the_audio_unless_it_is_shorter_than_a_window(plan) -> None:
+def test_later_windows_are_full_length_and_only_the_last_runs_past_the_audio(plan) -> None:
     num_frames, window_frames, motion_frames = plan
     windows = plan_windows(num_frames, window_frames, motion_frames)
-    if num_frames >= window_frames:
-        assert all(w.stop <= num_frames for w in windows)
-        assert windows[-1].stop == num_frames
+    if num_frames > window_frames:
+        assert all(w.num_frames == window_frames for w in windows)
+        assert all(w.stop <= num_frames for w in windows[:-1])
+        assert windows[-1].output_stop == num_frames and windows[-1].num_dropped == motion_frames
+        assert windows[-1].stop - num_frames < window_frames - motion_frames  # it outputs one frame or more
     else:
         assert len(windows) == 1 and windows[0].stop - num_frames < 4
 
@@ -61,9 +64,8 @@ def test_no_frames_are_generated_past_the_audio_unless_it_is_shorter_than_a_wind
 def test_infinitetalk_numbers_audio_advances_72_frames_per_window() -> None:
     windows = plan_windows(1000, 81, 9)
     assert [w.start for w in windows[:4]] == [0, 72, 144, 216]
-    assert [w.num_dropped for w in windows[1:-1]] == [9] * (len(windows) - 2)
-    assert windows[-1].stop == 1000
-    assert windows[-1].num_dropped in range(9, 13)
+    assert [w.num_dropped for w in windows[1:]] == [9] * (len(windows) - 1)
+    assert (windows[-1].start, windows[-1].stop, windows[-1].output_stop) == (936, 1017, 1000)
 
 
 def test_short_audio_is_one_window_trimmed_to_the_audio() -> None:
