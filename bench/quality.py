@@ -31,6 +31,10 @@ audio CFG) is compared when the recipe's run folder keeps it (teacher.safetensor
   its own track and with the other's.
 - Drift: a long video from a still portrait, with and without colour matching; per segment, the face
   box's mean colour distance to the reference (RGB, 0-255) and mean absolute difference outside the mouth.
+- Last window: the sampler's full-length last window (past the audio, trimmed) against one cut to the frames
+  left (the smallest 4k+1 ending on the last frame, as the sampler had it before), on clips whose last window
+  outputs 2-9 frames: face PSNR and mouth-opening error in the last window, the last seam's change / the
+  median changing step, lip sync r over the clip.
 """
 
 from __future__ import annotations
@@ -70,7 +74,7 @@ from magicinfinite_core.mini.world import (
     synthesize_speech,
     union_boxes,
 )
-from magicinfinite_core.sampling import SamplerOptions, SamplerSettings, TextConditioning, sample_video
+from magicinfinite_core.sampling import SamplerOptions, SamplerSettings, TextConditioning, loop, sample_video
 from magicinfinite_core.sampling.window import Window, plan_windows
 from training.distill import (
     TEACHER_AUDIO_CFG,
@@ -349,7 +353,54 @@ def _cells(values: list[float], fmt: str = "{:6.2f}") -> str:
     return " ".join(fmt.format(v) for v in values)
 
 
-SECTIONS = ("codec", "fidelity", "demo", "lipsync", "binding", "drift")
+SECTIONS = ("codec", "fidelity", "demo", "lipsync", "binding", "drift", "lastwindow")
+# Clip lengths (frames) whose last 33/9 window outputs 2-9 frames.
+LAST_WINDOW_CLIPS = (59, 60, 61, 63, 64, 66, 83, 85, 87, 89)
+
+
+def cut_last_window(num_frames: int, window_frames: int, motion_frames: int) -> tuple[Window, ...]:
+    """The plan with its last window cut to the smallest 4k+1 that covers what is left and ends on the last
+    frame (what the sampler did before its last window became full length), for comparison."""
+    windows = list(plan_windows(num_frames, window_frames, motion_frames))
+    if len(windows) > 1:
+        last = windows[-1]
+        length = 1 + TIME_STRIDE * -(-(num_frames - last.output_start + motion_frames - 1) // TIME_STRIDE)
+        windows[-1] = Window(last.index, num_frames - length, length, last.output_start, num_frames)
+    return tuple(windows)
+
+
+def last_window(bundle: MiniBundle, sampler: Sampler) -> dict[str, list[float]]:
+    """Per plan: [face PSNR, seam ratio, mouth error, clip lip r] of each clip's last window."""
+    figures: dict[str, list[list[float]]] = {"full": [], "cut": []}
+    for k, frames_wanted in enumerate(LAST_WINDOW_CLIPS):
+        clip = generate_clip(3 * FIRST_SEED // 2 + k, ClipSpec(num_frames=frames_wanted, num_characters=1))
+        box = union_boxes(clip.mouth_boxes)
+        face = clip.face_masks.any(dim=1)[0]
+        rows, cols = torch.nonzero(face, as_tuple=True)
+        top, bottom, left, right = int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1
+        regions = Regions(clip.face_masks.any(dim=1).float())
+        for name, planner in (("full", plan_windows), ("cut", cut_last_window)):
+            loop.plan_windows = planner  # the sampler's planner, swapped for this run only
+            try:
+                frames, _, _ = render(bundle, sampler, clip.frames[:1], [clip.audio[0]], clip.prompt, regions,
+                                      seed=k)
+            finally:
+                loop.plan_windows = plan_windows
+            count = frames.shape[0]
+            last = planner(count, 33, 9)[-1]
+            a, b = last.output_start, last.output_stop
+            truth = clip.frames[:count]
+            error = (frames[a:b, top:bottom, left:right] - truth[a:b, top:bottom, left:right]).square().mean()
+            step = mean_frame_change(frames)
+            inside = torch.cat([step[: a - 1], step[a:]])
+            mouth = measure_mouth_opening(frames, box)[0]
+            true_mouth = measure_mouth_opening(truth, box)[0]
+            figures[name].append([float(-10 * torch.log10(error)),
+                                  float(step[a - 1] / inside[inside >= STILL].median()),
+                                  float((mouth[a:b] - true_mouth[a:b]).abs().mean()),
+                                  correlation(mouth, clip.loudness[0, :count])])
+    return {name: [statistics.fmean(column) for column in zip(*rows, strict=True)]
+            for name, rows in figures.items()}
 
 
 def load_vae_weights(bundle: MiniBundle, path: Path) -> MiniBundle:
@@ -469,6 +520,13 @@ def main() -> None:
         for colour_match, label in ((0.0, "no colour match"), (1.0, "colour match 1.0")):
             cells = "  ".join(f"{c:5.1f}/{p:5.1f}" for c, p in rows[colour_match])
             print(f"  {label:17s} {cells}")
+
+    if "lastwindow" in sections:
+        plans = last_window(bundle, student)
+        print(f"\nLast window ({len(LAST_WINDOW_CLIPS)} clips whose last window outputs 2-9 frames; student)")
+        for name, (face, seam, mouth, sync) in plans.items():
+            print(f"  {name:4s} last-window face PSNR {face:.2f} dB, last seam / median step {seam:.2f}, "
+                  f"last-window mouth error {mouth:.4f}, clip lip r {sync:.3f}")
 
     print("\nGoals")
     for name, value, op, goal in goals:
