@@ -119,6 +119,13 @@ class SmallVideoVAE(nn.Module):
             colour = F.interpolate(latent[0, :3, start:stop].transpose(0, 1), scale_factor=SPACE_STRIDE)
             groups = self.decoder(hidden[start:stop]) + colour.repeat(1, TIME_STRIDE, 1, 1)
             chunks.append(rearrange(groups, "t (g c) h w -> t g h w c", g=TIME_STRIDE))
-        groups = torch.cat(chunks)
-        frames = torch.cat([groups[0, :1], groups[1:].flatten(0, 1)])  # the first group holds one frame
+        groups = torch.cat(chunks)  # [T, 4, H, W, 3]
+        # Each group's last frame is its key (the first group holds frame 0 alone). A group's frames run on a
+        # straight line from the previous key to its own, plus the decoder's own departure from its key: the
+        # motion inside a group is spread over its four frames instead of jumping at the boundary.
+        keys = torch.cat([groups[:1, 0], groups[1:, -1]])
+        along = torch.arange(1, TIME_STRIDE + 1, dtype=groups.dtype, device=groups.device) / TIME_STRIDE
+        later = torch.lerp(keys[:-1, None], keys[1:, None], along.view(1, -1, 1, 1, 1))
+        later = later + groups[1:] - groups[1:, -1:]
+        frames = torch.cat([keys[:1], later.flatten(0, 1)])
         return ((frames.float() + 1.0) / 2.0).clamp(0.0, 1.0).unsqueeze(0)
