@@ -14,7 +14,7 @@ ComfyUI files spell the scale `<layer>.weight_scale`. Weights are dequantised on
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import sentencepiece
@@ -27,7 +27,7 @@ from magicinfinite_core.checkpoints.layouts import IGNORED_SUFFIXES, SCALE_SUFFI
 from magicinfinite_core.checkpoints.safetensors_io import TensorFile, open_tensor_file
 from magicinfinite_core.errors import CheckpointError, InputError
 
-PAD_ID, EOS_ID = 0, 1
+EOS_ID = 1  # the end-of-sequence id of T5 vocabularies (0 is padding, 2 unknown)
 TOKENIZER_KEY = "spiece_model"
 EMBEDDING_KEY = "shared.weight"
 # ComfyUI's T5 fixes the bucket range; the file stores only the bucket count.
@@ -58,9 +58,11 @@ class UMT5Tokenizer:
 
 
 class UMT5TextEncoder(nn.Module):
-    """umT5 encoder whose output, like Wan's text context, is zero past each prompt's tokens."""
+    """umT5 encoder whose output, like Wan's text context, is zero past each prompt's tokens. `tokenizer(text,
+    max_tokens)` gives a prompt's ids, the end id last."""
 
-    def __init__(self, encoder: UMT5EncoderModel, tokenizer: UMT5Tokenizer, text_len: int) -> None:
+    def __init__(self, encoder: UMT5EncoderModel, tokenizer: Callable[[str, int], list[int]],
+                 text_len: int) -> None:
         super().__init__()
         if text_len < 1:
             raise InputError(f"text_len: expected a positive token count, got {text_len}")
