@@ -417,9 +417,8 @@ def vae(table: Table, setup: Setup, device: torch.device, small: bool) -> None:
     from magicinfinite_core.encoders.wan_vae import WanVideoVAE
 
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    model = AutoencoderKLWan(base_dim=8 if small else 96)  # 96: Wan2.1's own width
-    torch.nn.Module.to(model, device=device, dtype=dtype)
-    wan = WanVideoVAE(model.eval().requires_grad_(False))
+    # 96: Wan2.1's own width
+    wan = WanVideoVAE(AutoencoderKLWan(base_dim=8 if small else 96), dtype=dtype, device=device)
     clock = Clock(device)
     for shape in setup.shapes:
         frames = torch.rand(shape.frames, shape.height, shape.width, 3, device=device)

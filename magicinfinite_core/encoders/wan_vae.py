@@ -34,9 +34,13 @@ class WanVideoVAE(nn.Module):
     """diffusers' AutoencoderKLWan behind the sampler's VideoVAE surface. The module's state dict is the
     VAE's, so a resumed render checks the same weights decode it."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, *, dtype: torch.dtype = torch.float32,
+                 device: torch.device | str = "cpu") -> None:
+        """`model`: an AutoencoderKLWan; it is put in eval mode, without gradients, in `dtype` on `device`."""
         super().__init__()
-        self.model = model
+        # torch's own `to`: diffusers' override warns about fp32-only modules, which this model has none of.
+        nn.Module.to(model, device=device, dtype=dtype)
+        self.model = model.eval().requires_grad_(False)
 
     def _param(self) -> torch.Tensor:
         return next(self.model.parameters())
@@ -84,6 +88,4 @@ def load_wan_vae(path: str | Path, *, dtype: torch.dtype = torch.float32,
         model.load_state_dict(state, strict=True)
     except RuntimeError as err:
         raise CheckpointError(f"{tensors.name} does not fit the Wan2.1 VAE layout ({err}).") from err
-    # torch's own `to`: diffusers' override warns about fp32-only modules, which this model has none of.
-    nn.Module.to(model, device=device, dtype=dtype)
-    return WanVideoVAE(model.eval().requires_grad_(False))
+    return WanVideoVAE(model, dtype=dtype, device=device)
