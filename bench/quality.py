@@ -75,6 +75,7 @@ from magicinfinite_core.mini.world import (
     union_boxes,
 )
 from magicinfinite_core.sampling import SamplerOptions, SamplerSettings, TextConditioning, loop, sample_video
+from magicinfinite_core.sampling.seams import DEFAULT_SEAM_FRAMES
 from magicinfinite_core.sampling.window import Window, plan_windows
 from training.distill import (
     TEACHER_AUDIO_CFG,
@@ -104,6 +105,7 @@ class Sampler:
     text_cfg: float
     audio_cfg: float
     shift: float | None = None
+    seam_frames: int = DEFAULT_SEAM_FRAMES
 
     @property
     def calls_per_window(self) -> int:
@@ -114,7 +116,8 @@ class Sampler:
         return SamplerSettings(width=64, height=64, solver=self.solver, steps=self.steps,
                                text_cfg=self.text_cfg, audio_cfg=self.audio_cfg, seed=seed,
                                options=SamplerOptions(window_frames=33, motion_frames=9,
-                                                      colour_match=colour_match, shift=self.shift))
+                                                      colour_match=colour_match, shift=self.shift,
+                                                      seam_frames=self.seam_frames))
 
 
 def render(bundle: MiniBundle, sampler: Sampler, reference: torch.Tensor, tracks: list[torch.Tensor],
@@ -230,13 +233,15 @@ def fidelity(bundle: MiniBundle, sampler: Sampler, clips: int, seconds: float) -
 
 # --- the 8 s demo ------------------------------------------------------------------------------------------
 
-def demo_video(bundle: MiniBundle, seconds: float) -> tuple[torch.Tensor, tuple[Window, ...], torch.Tensor]:
+def demo_video(bundle: MiniBundle, seconds: float, seam_frames: int = DEFAULT_SEAM_FRAMES
+               ) -> tuple[torch.Tensor, tuple[Window, ...], torch.Tensor]:
     """The demo's video (sample portrait, generated voice, default prompt, seed 0), its windows and the
     portrait fitted to the video."""
     info = bundle.info
     portrait = fit_image(load_sample_portrait(), info.width, info.height)
     voice = synthesize_speech(SAMPLE_SPEECH_SEED, seconds).waveform
-    sampler = Sampler("student", bundle.model.module, "distilled", info.steps, 1.0, 1.0, shift=info.shift)
+    sampler = Sampler("student", bundle.model.module, "distilled", info.steps, 1.0, 1.0, shift=info.shift,
+                      seam_frames=seam_frames)
     frames, *_ = render(bundle, sampler, portrait, [voice], info.default_prompt, None, seed=0)
     return frames, plan_windows(frames.shape[0], info.window_frames, info.motion_frames), portrait
 
@@ -432,6 +437,8 @@ def main() -> None:
     parser.add_argument("--segment-seconds", type=float, default=20.0)
     parser.add_argument("--audio-cfg", type=float, default=1.0,
                         help="the student's audio guidance (1: one pass a step, as it was distilled; 2: two)")
+    parser.add_argument("--seam-frames", type=int, default=DEFAULT_SEAM_FRAMES,
+                        help="frames each window is eased onto the last written one over (0: off)")
     args = parser.parse_args()
     sections = set(args.only.split(","))
     if sections - set(SECTIONS):
@@ -441,13 +448,14 @@ def main() -> None:
     if args.vae is not None:
         bundle = load_vae_weights(bundle, args.vae)
     info = bundle.info
-    student = Sampler("student", bundle.model.module, "distilled", info.steps, 1.0, args.audio_cfg)
+    student = Sampler("student", bundle.model.module, "distilled", info.steps, 1.0, args.audio_cfg,
+                      seam_frames=args.seam_frames)
     samplers = [student]
     teacher_file = args.run_dir / "teacher.safetensors"
     if teacher_file.is_file() and "lipsync" in sections:
         teacher = load_model(teacher_file, compute_dtype=torch.float32).module
         samplers.insert(0, Sampler("teacher", teacher, TEACHER_SOLVER, TEACHER_STEPS, TEACHER_TEXT_CFG,
-                                   TEACHER_AUDIO_CFG))
+                                   TEACHER_AUDIO_CFG, seam_frames=args.seam_frames))
     print(f"bundle: {bundle.name} {info.recipe} (trained: {info.trained}) from "
           f"{args.bundle or 'the package'}{f', VAE from {args.vae}' if args.vae else ''}; seeds from "
           f"{FIRST_SEED} (unseen); teacher: {teacher_file if len(samplers) > 1 else 'none'}")
@@ -483,7 +491,7 @@ def main() -> None:
         goals.append(("worst window's face PSNR / window 1's", worst, ">=", 0.95))
 
     if "demo" in sections:
-        frames, windows, portrait = demo_video(bundle, DEMO_SECONDS)
+        frames, windows, portrait = demo_video(bundle, DEMO_SECONDS, args.seam_frames)
         t = temporal(frames, windows)
         contrast = demo_contrast(frames, windows, portrait)
         print(f"\nThe {DEMO_SECONDS:g} s demo (sample portrait, generated voice, seed 0; "

@@ -28,6 +28,7 @@ from magicinfinite_core.sampling import (
     stream_video,
 )
 from magicinfinite_core.sampling.presets import NO_PRESET, PRESET_CHOICES, with_preset
+from magicinfinite_core.sampling.seams import DEFAULT_SEAM_FRAMES
 from magicinfinite_core.sampling.settings import SIZE_MULTIPLE
 from magicinfinite_core.sampling.window import DEFAULT_MOTION_FRAMES, DEFAULT_WINDOW_FRAMES
 
@@ -251,6 +252,10 @@ class MagicInfiniteSamplerOptions:
                     "CFG, 25 fps audio. It replaces those inputs of the sampler and this node.")}),
                 "sigmas": ("SIGMAS", {"tooltip": (
                     "A custom noise schedule (flow-matching sigmas, 1 to 0); replaces steps and shift.")}),
+                "seam_frames": ("INT", {"default": DEFAULT_SEAM_FRAMES, "min": 0, "max": 80, "tooltip": (
+                    "New frames over which each window is eased onto the last frame already written, so a "
+                    "window seam does not jump (the held frames come back slightly changed through the "
+                    "VAE). 0 = off, as the reference implementations.")}),
             },
         }
 
@@ -262,10 +267,11 @@ class MagicInfiniteSamplerOptions:
     DESCRIPTION = "Advanced MagicInfinite sampler options: how windows join, the schedule, colour matching."
 
     def build(self, window_frames: int, motion_frames: int, motion_mode: str, shift: float,
-              colour_match: float, devices: int = 1, sigmas=None, preset: str = NO_PRESET):
+              colour_match: float, devices: int = 1, sigmas=None, preset: str = NO_PRESET,
+              seam_frames: int = DEFAULT_SEAM_FRAMES):
         return (SamplerOptions(window_frames, motion_frames, motion_mode, shift if shift > 0 else None,
                                None if sigmas is None else tuple(sigmas.flatten().tolist()), colour_match,
-                               preset=preset, devices=devices),)
+                               preset=preset, devices=devices, seam_frames=seam_frames),)
 
 
 NODE_CLASS_MAPPINGS = {

@@ -12,6 +12,7 @@ from magicinfinite_core.errors import InputError
 from magicinfinite_core.sampling.guidance import Guidance
 from magicinfinite_core.sampling.presets import NO_PRESET, check_preset_name
 from magicinfinite_core.sampling.schedules import default_shift, distilled_sigmas, flow_sigmas, user_sigmas
+from magicinfinite_core.sampling.seams import DEFAULT_SEAM_FRAMES
 from magicinfinite_core.sampling.solvers import SOLVERS
 from magicinfinite_core.sampling.window import (
     DEFAULT_MOTION_FRAMES,
@@ -35,6 +36,7 @@ class SamplerOptions:
     shift: float | None = None  # None: 5 for "distilled", else by resolution (480p 7, 720p 11)
     sigmas: tuple[float, ...] | None = None  # a user schedule; replaces steps and shift
     colour_match: float = 0.0  # 0 off .. 1 full Lab mean/std transfer to the reference
+    seam_frames: int = DEFAULT_SEAM_FRAMES  # new frames eased onto the last written frame (seams.py)
     preset: str = NO_PRESET  # a published configuration; `presets.with_preset` applies it
     devices: int = 1  # GPUs each window's DiT is split over (sequence parallel worker pool, MI_MODEL only)
 
@@ -45,6 +47,9 @@ class SamplerOptions:
             raise InputError(f"devices: expected a whole number of GPUs, 1 or more, got {self.devices!r}.")
         if self.motion_mode not in MOTION_MODES:
             raise InputError(f"motion_mode: expected one of {MOTION_MODES}, got {self.motion_mode!r}.")
+        if not isinstance(self.seam_frames, int) or self.seam_frames < 0:
+            raise InputError(f"seam_frames: expected a whole number of frames, 0 (off) or more, got "
+                             f"{self.seam_frames!r}.")
         if not 0.0 <= self.colour_match <= 1.0:
             raise InputError(f"colour_match: expected a strength from 0 (off) to 1, got {self.colour_match}.")
         if self.sigmas is not None:
