@@ -146,8 +146,9 @@ def run_hash(model: VideoDenoiser, vae: VideoVAE, request: SampleRequest) -> str
     })
 
 
-class _WindowSampler:
-    """Holds what is fixed for the whole video and samples one window at a time."""
+class WindowSampler:
+    """Holds what is fixed for the whole video and samples one window at a time, held on the motion frames
+    it is given (the loop gives each window the previous one's last frames)."""
 
     def __init__(self, model: VideoDenoiser, vae: VideoVAE, request: SampleRequest, device: torch.device):
         self.model, self.vae = model, vae
@@ -349,7 +350,7 @@ def _sample(model: VideoDenoiser, vae: VideoVAE, request: SampleRequest, sink: F
             device: torch.device, callback: ProgressCallback | None, digest: str) -> VideoResult:
     settings, options = request.settings, request.settings.options
     windows = plan_windows(request.audio.num_frames, options.window_frames, options.motion_frames)
-    sampler = _WindowSampler(model, vae, request, device)
+    sampler = WindowSampler(model, vae, request, device)
     num_steps = len(sampler.sigmas) - 1
     store = sink.resume_store
     state = store.load(digest) if store is not None else None
