@@ -1,7 +1,8 @@
 """Stage 0 of the recipe: the bundle's codecs, trained before the DiT sees any data.
 
 VAE: reconstruct world clips (loss weighted up on the face and more on the mouth, so the mouth's opening
-survives 8x8 compression), with the normalised latent pulled to zero mean and unit variance per channel (so
+survives 8x8 compression) and procedural natural-image clips (natural_images.py: so a photo survives too),
+with the normalised latent pulled to zero mean and unit variance per channel (so
 the DiT's noise matches the data's scale, as Wan's latent statistics do for Wan's VAE) and decoded through
 small latent noise (so the decoder tolerates the DiT's errors).
 
@@ -22,12 +23,14 @@ from magicinfinite_core.latents import denormalise, normalise
 from magicinfinite_core.mini.vae import SmallVideoVAE
 from magicinfinite_core.mini.world import VOWELS, generate_clip, synthesize_speech
 from magicinfinite_core.mini.world.clips import ClipSpec
+from training.natural_images import natural_clip
 from training.settings import FPS, HEIGHT, WIDTH
 from training.world_data import TRAIN_SEEDS_END, clip_spec
 
 VAE_CLIP_FRAMES = 9
 LATENT_NOISE = 0.1  # std of the noise added to normalised latents before decoding
 STATS_WEIGHT = 0.05
+NATURAL_CLIPS = 1  # procedural natural-image clips per step, beside the world clips
 AUDIO_SECONDS = 2.0
 
 
@@ -47,23 +50,29 @@ def pixel_weights(face_masks: torch.Tensor, mouth_boxes: torch.Tensor) -> torch.
 
 
 def vae_loss(vae: SmallVideoVAE, generator: torch.Generator, batch: int = 2) -> torch.Tensor:
-    total = torch.zeros(())
-    latents = []
+    """`batch` world clips (face/mouth-weighted) and NATURAL_CLIPS natural-image clips (uniform weight)."""
+    clips = []
     for _ in range(batch):
         seed = _random_seed(generator)
         spec = clip_spec(seed)
         clip = generate_clip(seed, ClipSpec(height=HEIGHT, width=WIDTH, num_frames=VAE_CLIP_FRAMES, fps=FPS,
                                             num_characters=spec.num_characters))
-        latent = normalise(vae.to_latent(clip.frames))
+        clips.append((clip.frames, pixel_weights(clip.face_masks, clip.mouth_boxes)[..., None]))
+    for _ in range(NATURAL_CLIPS):
+        frames = natural_clip(generator, VAE_CLIP_FRAMES, HEIGHT, WIDTH)
+        clips.append((frames, torch.ones(*frames.shape[:3], 1)))
+    total = torch.zeros(())
+    latents = []
+    for frames, weight in clips:
+        latent = normalise(vae.to_latent(frames))
         latents.append(latent)
         noisy = latent + LATENT_NOISE * torch.randn(latent.shape, generator=generator)
         pixels = vae.to_pixels(denormalise(noisy))[0]
-        weight = pixel_weights(clip.face_masks, clip.mouth_boxes)[..., None]
-        error = (pixels - clip.frames).abs() + 4.0 * (pixels - clip.frames).square()
+        error = (pixels - frames).abs() + 4.0 * (pixels - frames).square()
         total = total + (weight * error).mean() / weight.mean()
     stacked = torch.cat(latents, dim=2).transpose(0, 1).flatten(1)  # [16, values]
     stats = stacked.mean(dim=1).square().mean() + (stacked.var(dim=1) - 1.0).square().mean()
-    return total / batch + STATS_WEIGHT * stats
+    return total / len(clips) + STATS_WEIGHT * stats
 
 
 class LoudnessVowelProbe(nn.Module):

@@ -4,7 +4,7 @@
     python -m training.recipe --init-only   # only the seeded random bundle (trained: false)
 
 Stages, each checkpointed under the run folder and resumed when the command is run again:
-  vae            the small VAE on world clips (face/mouth-weighted reconstruction, Wan-like latent scale)
+  vae            the small VAE on world clips (face/mouth-weighted) and procedural natural-image clips
   audio_encoder  the small wav2vec2, so its features carry loudness and vowel (linear probe, discarded)
   data           training windows encoded with the trained codecs (cached)
   stage1         image + text -> video, no audio
@@ -45,7 +45,7 @@ DEFAULT_RUN_DIR = Path(__file__).resolve().parent / "runs" / "mini"
 class Budget:
     """How much of each stage to run (the full recipe, or a micro one for tests)."""
 
-    vae: Schedule = Schedule(steps=2400, lr=2e-3)
+    vae: Schedule = Schedule(steps=3600, lr=2e-3)
     audio_encoder: Schedule = Schedule(steps=250, lr=1e-3)
     clips: int = 800
     stage1: Schedule = Schedule(steps=2200, lr=5e-4, warmup=100)

@@ -13,6 +13,7 @@ from training.codec_stages import LoudnessVowelProbe, audio_loss, vae_loss
 from training.distill import student_loss, teacher_targets
 from training.flow_stages import flow_loss
 from training.loop import Schedule, run_stage
+from training.natural_images import natural_clip
 from training.world_data import encode_clips
 
 SEEDS = [0, 1, 2, 3]  # seed 3 has two characters
@@ -56,6 +57,17 @@ def test_vae_stage_lowers_reconstruction_loss(tmp_path):
     before = _fixed_loss(lambda g: vae_loss(vae, g))
     _train(tmp_path, "vae", {"vae": vae}, lambda g: vae_loss(vae, g, batch=1), steps=12, lr=2e-3)
     assert _fixed_loss(lambda g: vae_loss(vae, g)) < before
+
+
+def test_natural_clips_are_seeded_moving_pictures():
+    a = natural_clip(torch.Generator().manual_seed(3), 9, 64, 64)
+    b = natural_clip(torch.Generator().manual_seed(3), 9, 64, 64)
+    assert a.shape == (9, 64, 64, 3) and torch.equal(a, b)
+    assert float(a.min()) >= 0.0 and float(a.max()) <= 1.0
+    assert float(a.std()) > 0.05  # a picture, not a flat field
+    assert 0.0 < float((a[1:] - a[:-1]).abs().mean()) < 0.1  # a slow pan
+    other = natural_clip(torch.Generator().manual_seed(4), 9, 64, 64)
+    assert (a - other).abs().mean() > 0.05
 
 
 def test_audio_encoder_stage_lowers_probe_loss(tmp_path):
