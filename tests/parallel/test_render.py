@@ -48,7 +48,10 @@ def test_two_processes_render_the_one_process_video(tmp_path) -> None:
     assert done.stderr.count("Wrote ") == 1  # rank 0 only
     one, two = frames(tmp_path / "one.mp4"), frames(tmp_path / "two.mp4")
     assert one.shape == two.shape == (12, 64, 64, 3)
-    assert np.abs(one.astype(int) - two).max() <= 1
+    # Both files went through H.264 (crf 18), which turns a rounding difference of one level in a few
+    # pixels into changes of up to ~15 levels in later frames (measured); the mean tells videos apart (seed
+    # 8 against 7: 2.5 levels on average; the two launches here: 0.05), the maximum does not.
+    assert np.abs(one.astype(int) - two).mean() < 0.2
     left = sorted(p.name for p in tmp_path.iterdir())  # no parts or partial files
     assert left == ["face.png", "one.mp4", "one.wav", "two.mp4", "two.wav"]
 
