@@ -3,7 +3,7 @@
 A window holds the previous window's last frames as motion latents, and decodes them again as its own
 first frames. That relay (decode, encode, decode) does not return the same pixels, so without blending the
 first new frame continues from a slightly different picture than the last one written, and the seam shows
-as a jump (on the embedded model about 2.7x the median frame-to-frame change). The difference at the last
+as a jump (on the embedded model 2 to 2.7x the median frame-to-frame change). The difference at the last
 held frame is added back to the new frames and faded out linearly over `blend_frames`, so the jump is spread
 into steps the size of the relay error / (blend_frames + 1). The frames already written are never changed,
 so a streamed or resumed video stays consistent.
