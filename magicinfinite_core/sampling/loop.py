@@ -44,7 +44,7 @@ from magicinfinite_core.sampling.denoiser import ModelFacts, VideoDenoiser, Wind
 from magicinfinite_core.sampling.guidance import Condition
 from magicinfinite_core.sampling.live import LiveSink, playlist_path, publish_finished
 from magicinfinite_core.sampling.resume import ResumeState, fingerprint, module_fingerprint, warn_outdated
-from magicinfinite_core.sampling.seams import blend_seam
+from magicinfinite_core.sampling.seams import blend_seam_
 from magicinfinite_core.sampling.settings import SamplerSettings
 from magicinfinite_core.sampling.sinks import (
     PARTS_SUFFIX,
@@ -367,7 +367,7 @@ def _sample(model: VideoDenoiser, vae: VideoVAE, request: SampleRequest, sink: F
             frames = sampler.sample(window, motion, on_step)
             _check_decoded(frames, window, len(windows))
             if motion is not None and options.seam_frames > 0:
-                frames = blend_seam(frames, motion, options.seam_frames)
+                blend_seam_(frames, motion, options.seam_frames)
             following = windows[window.index + 1] if window.index + 1 < len(windows) else None
             if following is not None:
                 offset = following.start - window.start
