@@ -15,6 +15,7 @@ from magicinfinite_core.mini.world.clips import (
     measure_mouth_opening,
     openness_from_envelope,
     render_portrait,
+    retake,
     union_boxes,
 )
 from magicinfinite_core.mini.world.faces import EXPRESSIONS, expression_from_prompt
@@ -35,6 +36,7 @@ __all__ = [
     "measure_mouth_opening",
     "openness_from_envelope",
     "render_portrait",
+    "retake",
     "synthesize_speech",
     "union_boxes",
 ]

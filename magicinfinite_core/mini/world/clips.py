@@ -8,13 +8,14 @@ and a measurement of the mouth (`measure_mouth_opening`) can be checked against 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import torch
 
 from magicinfinite_core.errors import InputError
 from magicinfinite_core.mini.world.faces import (
+    FaceMotion,
     FaceStyle,
     draw_scene,
     random_background,
@@ -56,7 +57,8 @@ class Clip:
 
     frames [N, H, W, 3] float32 0..1; audio [C, num_samples] float32, one track per character;
     loudness, mouth_openness [C, N] float32 0..1; vowels [C, N] int64 (index into speech.VOWELS, -1 silent);
-    mouth_boxes, face_boxes [C, N, 4] int64 (x0, y0, x1, y1), end exclusive; face_masks [C, N, H, W] bool.
+    mouth_boxes, face_boxes [C, N, 4] int64 (x0, y0, x1, y1), end exclusive; face_masks [C, N, H, W] bool;
+    motions: each character's animation, so the scene can be drawn again with some of it changed.
     """
 
     seed: int
@@ -73,6 +75,7 @@ class Clip:
     mouth_boxes: torch.Tensor
     face_boxes: torch.Tensor
     face_masks: torch.Tensor
+    motions: tuple[FaceMotion, ...]
 
     @property
     def fps(self) -> float:
@@ -124,7 +127,23 @@ def generate_clip(seed: int, spec: ClipSpec = ClipSpec()) -> Clip:
         mouth_boxes=scene.mouth_boxes,
         face_boxes=scene.face_boxes,
         face_masks=scene.face_masks,
+        motions=motions,
     )
+
+
+def retake(clip: Clip, seed: int) -> torch.Tensor:
+    """The clip's frames [N, H, W, 3] drawn again with another seeded head sway, roll and gaze, moved to start
+    from the clip's own pose: same characters, background, mouths and blinks. The head's motion is random, not
+    set by the audio, so this is what a perfect model of the world renders (one that also guessed the blinks);
+    comparing it with the clip measures how far honest motion alone parts from the ground truth."""
+    generator = torch.Generator().manual_seed(seed)
+    motions = []
+    for own in clip.motions:
+        new = random_motion(generator, clip.fps, own.openness, own.vowel, clip.spec.motion_scale)
+        motions.append(replace(new, blink=own.blink, offset=new.offset - new.offset[:1] + own.offset[:1],
+                               roll=new.roll - new.roll[:1] + own.roll[:1],
+                               gaze=new.gaze - new.gaze[:1] + own.gaze[:1]))
+    return draw_scene(clip.background, clip.styles, tuple(motions), clip.spec.height, clip.spec.width).frames
 
 
 def openness_from_envelope(envelope: torch.Tensor, fps: float) -> torch.Tensor:
@@ -198,7 +217,8 @@ def render_portrait(seed: int, height: int = 256, width: int = 256, expression: 
     generator = torch.Generator().manual_seed(seed)
     background = random_background(generator)
     style = random_face_style(generator, expression)
-    scene = draw_scene(background, (style,), (still_motion(1),), height, width)
+    motion = still_motion(1)
+    scene = draw_scene(background, (style,), (motion,), height, width)
     spec = ClipSpec(height=height, width=width, num_frames=1)
     zeros = torch.zeros(1, 1)
     return Clip(
@@ -206,7 +226,7 @@ def render_portrait(seed: int, height: int = 256, width: int = 256, expression: 
         prompt=_prompt((style,), background), expressions=(style.expression,), styles=(style,),
         background=background, loudness=zeros, mouth_openness=zeros,
         vowels=torch.full((1, 1), -1, dtype=torch.long), mouth_boxes=scene.mouth_boxes,
-        face_boxes=scene.face_boxes, face_masks=scene.face_masks,
+        face_boxes=scene.face_boxes, face_masks=scene.face_masks, motions=(motion,),
     )
 
 

@@ -18,6 +18,7 @@ from magicinfinite_core.mini.world.clips import (
     measure_mouth_opening,
     openness_from_envelope,
     render_portrait,
+    retake,
     union_boxes,
 )
 from magicinfinite_core.mini.world.faces import BACKGROUNDS, expression_from_prompt
@@ -90,6 +91,17 @@ def test_prompt_names_expression_and_background():
 def test_still_heads_keep_their_boxes():
     clip = generate_clip(5, ClipSpec(num_frames=40, motion_scale=0.0))
     assert bool((clip.mouth_boxes == clip.mouth_boxes[:, :1]).all())
+
+
+def test_a_retake_starts_from_the_clips_pose_then_moves_its_own_way():
+    clip = generate_clip(9, TWO)
+    take = retake(clip, seed=1)
+    assert torch.equal(take[0], clip.frames[0])
+    assert torch.equal(take, retake(clip, seed=1)) and not torch.equal(take, retake(clip, seed=2))
+    change = (take - clip.frames).abs().mean(dim=(1, 2, 3))
+    assert float(change[1]) < 0.01 < float(change[25:].mean())
+    # the faces' colours and the background are the clip's: only where things are drawn moves
+    assert torch.allclose(take.mean(dim=(0, 1, 2)), clip.frames.mean(dim=(0, 1, 2)), atol=0.02)
 
 
 def test_portrait_is_a_closed_mouth_still_of_the_seeded_character():
