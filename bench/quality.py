@@ -26,11 +26,14 @@ audio CFG) is compared when the recipe's run folder keeps it (teacher.safetensor
   (`retake`), which falls as the two heads part.
 - The 8 s demo (`python -m magicinfinite_core demo --seconds 8`: sample portrait, generated voice, seed 0):
   the mean frame change across window seams / the median change of the steps that change the picture
-  (>= 0.002 mean |d| on 0..1 RGB) inside windows; the share of consecutive frames differing by < 0.002;
-  in-group / cross-group change; eye-band contrast per window relative to the portrait's.
+  (>= 0.002 mean |d| on 0..1 RGB) inside windows, with its standard error (the 8 s demo has 7 seams;
+  `--demo-seconds 30` gives 30) and what a step across a latent-group boundary inside windows scores; the
+  share of consecutive frames differing by < 0.002; in-group / cross-group change; eye-band contrast per
+  window relative to the portrait's.
 - Lip sync: Pearson r, per clip, between the generated mouth opening (darkness inside the clip's known mouth
   box, every frame) and the audio loudness envelope; mean over clips; shuffled-audio control (another
-  clip's envelope). Ceilings: the ground truth itself, and the ground truth through the VAE.
+  clip's envelope). Ceilings: the ground truth itself, and the ground truth through the VAE; where the VAE
+  loses the mouth's motion: r of its change from frame to frame with the true change, by frame of a group.
 - Speaker binding: two characters on independent tracks, regions = left/right halves; each mouth's r with
   its own track and with the other's.
 - Drift: a long video from a still portrait, with and without colour matching; per segment, the face
