@@ -45,11 +45,11 @@ DEFAULT_RUN_DIR = Path(__file__).resolve().parent / "runs" / "mini"
 class Budget:
     """How much of each stage to run (the full recipe, or a micro one for tests)."""
 
-    vae: Schedule = Schedule(steps=3600, lr=2e-3)
+    vae: Schedule = Schedule(steps=6000, lr=2e-3)
     audio_encoder: Schedule = Schedule(steps=250, lr=1e-3)
     clips: int = 800
     stage1: Schedule = Schedule(steps=2200, lr=5e-4, warmup=100)
-    stage2: Schedule = Schedule(steps=2800, lr=3e-4, warmup=100)
+    stage2: Schedule = Schedule(steps=4500, lr=3e-4, warmup=100)
     teacher_windows: tuple[int, int] = (256, 96)  # one speaker, two speakers
     student: Schedule = Schedule(steps=1500, lr=1e-4, warmup=50)
     batch: int = 8

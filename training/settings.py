@@ -11,7 +11,7 @@ from magicinfinite_core.mini.world import EXPRESSIONS, render_portrait
 from magicinfinite_core.sampling.schedules import DISTILLED_SHIFT
 from training.architecture import TEXT_ENCODER, TEXT_LEN, VAE_WIDTH
 
-RECIPE_VERSION = "mini-3"
+RECIPE_VERSION = "mini-4"
 WIDTH = HEIGHT = 64
 FPS = 25.0
 WINDOW_FRAMES = 33  # 9 latent frames
