@@ -338,10 +338,11 @@ def lip_sync(bundle: MiniBundle, samplers: list[Sampler], clips: int) -> dict[st
         box = union_boxes(clip.mouth_boxes)
         regions = Regions(clip.face_masks.any(dim=1).float())
         envelopes.append(clip.loudness[0])
-        truth.append(correlation(measure_mouth_opening(clip.frames, box)[0], clip.loudness[0]))
+        true_mouth = measure_mouth_opening(clip.frames, box)[0]
+        truth.append(correlation(true_mouth, clip.loudness[0]))
         decoded = round_trip(bundle, clip.frames)
         codec_mouths.append(measure_mouth_opening(decoded, box)[0])
-        true_mouths.append(measure_mouth_opening(clip.frames[: decoded.shape[0]], box)[0])
+        true_mouths.append(true_mouth[: decoded.shape[0]])
         codec_sync.append(correlation(codec_mouths[-1], clip.loudness[0, : decoded.shape[0]]))
         for sampler in samplers:
             frames, seconds, windows = render(bundle, sampler, clip.frames[:1], [clip.audio[0]], clip.prompt,
