@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-DEFAULT_SEAM_FRAMES = 8  # on the embedded model, 4 or more bring a seam to the median step (docs/sampler.md)
+DEFAULT_SEAM_FRAMES = 8  # on the embedded model, 4 or more bring a seam near a step inside (docs/sampler.md)
 
 
 def blend_seam_(frames: torch.Tensor, written: torch.Tensor, blend_frames: int) -> None:
