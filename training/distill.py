@@ -16,9 +16,11 @@ reference, the audio and the motion frames, so the mode-covering blur DMD2 avoid
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from pathlib import Path
 
 import torch
+from safetensors.torch import load_file, save_file
 
 from magicinfinite_core.models.wan import WanModel
 from magicinfinite_core.sampling import SOLVERS, Condition, Guidance
@@ -53,13 +55,31 @@ class Targets:
     index: torch.Tensor  # [N] long
     window: torch.Tensor  # [N] long
     noise: torch.Tensor  # [N, 16, T, h, w]
-    x0: torch.Tensor  # [N, 16, T, h, w]
+    x0: torch.Tensor  # [N, 16, T, h, w]; its held latents are the ones the window was sampled on
+
+    def __add__(self, other: Targets) -> Targets:
+        return Targets(*(torch.cat([getattr(self, f.name), getattr(other, f.name)]) for f in fields(self)))
 
 
-def batch_of(data: WindowSet, index: torch.Tensor, window: torch.Tensor, masks: torch.Tensor | None) -> Batch:
+def save_targets(path: Path, targets: dict[int, Targets]) -> None:
+    """Targets per speaker count, cached in the run folder (safetensors)."""
+    save_file({f"{c}.{f.name}": getattr(t, f.name).contiguous()
+               for c, t in targets.items() for f in fields(t)}, path)
+
+
+def load_targets(path: Path) -> dict[int, Targets]:
+    tensors = load_file(str(path))
+    counts = sorted({int(k.split(".")[0]) for k in tensors})
+    return {c: Targets(*(tensors[f"{c}.{f.name}"] for f in fields(Targets))) for c in counts}
+
+
+def batch_of(data: WindowSet, index: torch.Tensor, window: torch.Tensor, masks: torch.Tensor | None,
+             x0: torch.Tensor | None = None) -> Batch:
+    """The windows as stored, or with `x0` (whose held latents the batch holds) in place of their latents."""
     frames = data.latents.shape[3]
     held = torch.arange(frames)[None, :] < torch.tensor(HELD_LATENTS)[window][:, None]
-    return Batch(x0=data.latents[index, window], y=data.y[index], context=data.context[index].float(),
+    x0 = data.latents[index, window] if x0 is None else x0
+    return Batch(x0=x0, y=data.y[index], context=data.context[index].float(),
                  features=data.features[index, window].float(), weights=data.weights[index, window],
                  held=held, masks=masks)
 
@@ -83,6 +103,26 @@ def conditioned_denoiser(model: WanModel, batch: Batch, empty_context: torch.Ten
     return denoise
 
 
+def sample_windows(model: WanModel, data: WindowSet, index: torch.Tensor, window: torch.Tensor,
+                   noise: torch.Tensor, empty_context: torch.Tensor, *, teacher: bool,
+                   generator: torch.Generator, x0: torch.Tensor | None = None) -> torch.Tensor:
+    """Windows sampled as the teacher (dpmpp_2m, 16 steps, CFG) or the student (distilled, 4 steps, no CFG)
+    samples them, held on the stored latents or on those of `x0`."""
+    if teacher:
+        solver, sigmas, guidance = SOLVERS[TEACHER_SOLVER], teacher_sigmas(), teacher_guidance()
+    else:
+        solver, sigmas, guidance = SOLVERS["distilled"], student_sigmas(), Guidance()
+    samples = []
+    for start in range(0, len(index), TEACHER_BATCH):
+        part = slice(start, start + TEACHER_BATCH)
+        batch = batch_of(data, index[part], window[part], data.masks, None if x0 is None else x0[part])
+        denoise = conditioned_denoiser(model, batch, empty_context, guidance)
+        samples.append(solver(denoise, noise[part], sigmas,
+                              noise_sampler=lambda n=noise[part]: torch.randn(n.shape, generator=generator),
+                              constrain=lambda x, sigma, b=batch: b.hold(x)))
+    return torch.cat(samples)
+
+
 @torch.no_grad()
 def teacher_targets(teacher: WanModel, data: WindowSet, empty_context: torch.Tensor, count: int,
                     generator: torch.Generator) -> Targets:
@@ -90,15 +130,8 @@ def teacher_targets(teacher: WanModel, data: WindowSet, empty_context: torch.Ten
     index = torch.randint(len(data), (count,), generator=generator)
     window = torch.randint(2, (count,), generator=generator)
     noise = torch.randn((count, *data.latents.shape[2:]), generator=generator)
-    solver, sigmas, guidance = SOLVERS[TEACHER_SOLVER], teacher_sigmas(), teacher_guidance()
-    samples = []
-    for start in range(0, count, TEACHER_BATCH):
-        part = slice(start, start + TEACHER_BATCH)
-        batch = batch_of(data, index[part], window[part], data.masks)
-        denoise = conditioned_denoiser(teacher, batch, empty_context, guidance)
-        samples.append(solver(denoise, noise[part], sigmas, noise_sampler=lambda: None,
-                              constrain=lambda x, sigma, b=batch: b.hold(x)))
-    return Targets(index, window, noise, torch.cat(samples))
+    x0 = sample_windows(teacher, data, index, window, noise, empty_context, teacher=True, generator=generator)
+    return Targets(index, window, noise, x0)
 
 
 def student_loss(student: WanModel, sets: dict[int, WindowSet], targets: dict[int, Targets],
@@ -108,7 +141,8 @@ def student_loss(student: WanModel, sets: dict[int, WindowSet], targets: dict[in
     data, target = sets[speakers], targets[speakers]
     pick = torch.randint(len(target.x0), (batch,), generator=generator)
     no_region = speakers == 1 and float(torch.rand((), generator=generator)) < NO_REGION_SHARE
-    inputs = batch_of(data, target.index[pick], target.window[pick], None if no_region else data.masks)
+    inputs = batch_of(data, target.index[pick], target.window[pick], None if no_region else data.masks,
+                      target.x0[pick])
     sigmas = [float(s) for s in student_sigmas()]
     step = int(torch.randint(len(sigmas) - 1, (1,), generator=generator))
     denoise = conditioned_denoiser(student, inputs, empty_context, Guidance())

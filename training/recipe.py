@@ -23,14 +23,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from magicinfinite_core.audio import AudioEncoder
 from magicinfinite_core.checkpoints import config_metadata
 from magicinfinite_core.mini.bundle import EMBEDDED_BUNDLE_DIR, save_bundle
 from training.architecture import AUDIO_LAYERS, AUDIO_WIDTH, Parts, random_parts
 from training.codec_stages import LoudnessVowelProbe, audio_loss, vae_loss
-from training.distill import Targets, student_loss, teacher_targets
+from training.distill import load_targets, save_targets, student_loss, teacher_targets
 from training.flow_stages import flow_loss
 from training.loop import Log, Schedule, run_stage
 from training.settings import RECIPE_VERSION, bundle_info
@@ -72,17 +72,6 @@ def _trainable(*modules: torch.nn.Module) -> None:
 def _frozen(*modules: torch.nn.Module) -> None:
     for module in modules:
         module.requires_grad_(False)
-
-
-def _save_targets(path: Path, targets: dict[int, Targets]) -> None:
-    save_file({f"{c}.{n}": getattr(t, n).contiguous() for c, t in targets.items()
-               for n in ("index", "window", "noise", "x0")}, path)
-
-
-def _load_targets(path: Path) -> dict[int, Targets]:
-    tensors = load_file(str(path))
-    counts = sorted({int(k.split(".")[0]) for k in tensors})
-    return {c: Targets(*(tensors[f"{c}.{n}"] for n in ("index", "window", "noise", "x0"))) for c in counts}
 
 
 def train(run_dir: Path, budget: Budget = FULL, *, log: Log = print) -> Parts:
@@ -136,9 +125,9 @@ def train(run_dir: Path, budget: Budget = FULL, *, log: Log = print) -> Parts:
         generator = torch.Generator().manual_seed(5)
         targets = {count: teacher_targets(dit, sets[count], empty, n, generator)
                    for count, n in zip((1, 2), budget.teacher_windows, strict=True) if count in sets and n}
-        _save_targets(targets_file, targets)
+        save_targets(targets_file, targets)
         log(f"[teacher] {sum(budget.teacher_windows)} windows sampled ({time.monotonic() - started:.0f} s)")
-    targets = _load_targets(targets_file)
+    targets = load_targets(targets_file)
 
     student = random_parts(INIT_SEED).dit
     student.load_state_dict(dit.state_dict())

@@ -10,11 +10,13 @@ from torch import nn
 from magicinfinite_core.audio import AudioEncoder
 from training.architecture import AUDIO_LAYERS, AUDIO_WIDTH, random_parts
 from training.codec_stages import LoudnessVowelProbe, audio_loss, vae_loss
+from training.continuation import continuation_targets, relayed_motion
+from training.continuation import main as continuation_main
 from training.distill import student_loss, teacher_targets
 from training.flow_stages import flow_loss
 from training.loop import Schedule, run_stage
 from training.natural_images import natural_clip
-from training.world_data import encode_clips
+from training.world_data import HELD_LATENTS, encode_clips
 
 SEEDS = [0, 1, 2, 3]  # seed 3 has two characters
 
@@ -92,11 +94,44 @@ def test_flow_stages_lower_their_loss(tmp_path, parts, sets, with_audio):
     assert sum(_fixed_loss(loss, seed) for seed in range(3)) < before
 
 
+def test_teacher_samples_keep_the_stored_held_latents(parts, sets):
+    empty = parts.text_encoder.encode([""])
+    targets = teacher_targets(parts.dit, sets[1], empty, 4, torch.Generator().manual_seed(1))
+    assert targets.x0.shape == targets.noise.shape
+    for i, (index, window) in enumerate(zip(targets.index, targets.window, strict=True)):
+        held = HELD_LATENTS[window]
+        assert torch.equal(targets.x0[i, :, :held], sets[1].latents[index, window, :, :held])
+        assert not torch.equal(targets.x0[i, :, held:], sets[1].latents[index, window, :, held:])
+
+
+def test_continuation_targets_hold_motion_frames_the_student_produced(parts, sets):
+    empty = parts.text_encoder.encode([""])
+    student = random_parts(1).dit
+    targets = continuation_targets(parts.dit, student, parts.vae, sets[1], empty, 2,
+                                   torch.Generator().manual_seed(0))
+    held = HELD_LATENTS[1]
+    assert (targets.window == 1).all() and targets.x0.shape == targets.noise.shape
+    stored = sets[1].latents[targets.index, 1]
+    assert (targets.x0[:, :, :held] - stored[:, :, :held]).abs().mean() > 0.05  # not the true frames' latents
+    generator = torch.Generator().manual_seed(0)
+    index = torch.randint(len(sets[1]), (2,), generator=generator)  # as continuation_targets draws it
+    relayed = relayed_motion(student, parts.vae, sets[1], index, empty, generator)
+    assert torch.equal(targets.x0[:, :, :held], relayed[:, :, :held])
+    assert torch.equal(relayed[:, :, held:], stored[:, :, held:])
+
+
+def test_continuation_trial_needs_a_finished_recipe(tmp_path):
+    with pytest.raises(SystemExit, match="--run-dir: .* holds no finished recipe"):
+        continuation_main(["--run-dir", str(tmp_path), "--bundle", str(tmp_path / "bundle")])
+    assert not (tmp_path / "bundle").exists()
+
+
 def test_student_moves_towards_the_teacher_samples(tmp_path, parts, sets):
     empty = parts.text_encoder.encode([""])
     teacher = parts.dit
-    targets = {1: teacher_targets(teacher, sets[1], empty, 2, torch.Generator().manual_seed(0))}
-    assert targets[1].x0.shape == targets[1].noise.shape
+    targets = {1: teacher_targets(teacher, sets[1], empty, 2, torch.Generator().manual_seed(0))
+               + continuation_targets(teacher, teacher, parts.vae, sets[1], empty, 2,
+                                      torch.Generator().manual_seed(1))}
     student = random_parts(0).dit
 
     def loss(g):
