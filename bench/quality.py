@@ -18,7 +18,9 @@ audio CFG) is compared when the recipe's run folder keeps it (teacher.safetensor
   crushes in-group motion and dumps it at the boundary scores far below).
 - Fidelity per window index (8 s clips): PSNR and SSIM of the face box (union over the clip) against the
   ground truth, the same for the ground truth through the VAE (the ceiling), and the eye band's contrast
-  relative to the reference frame's (`measure_eye_contrast`: where the world draws the eyes). Windows
+  relative to the reference frame's (`measure_eye_contrast`: where the world draws the eyes) and the face
+  box's edge energy relative to the reference frame's (mean Sobel magnitude: the outline, hair, eyes and
+  mouth; a blurred face scores below 1, the ground truth about 1.05 as its head turns). Windows
   2..N must not fall below window 1. Beside it, the PSNR with every window held on the ground truth's own
   frames instead of the previous window's output: the loss that remains is the relay's and the model's,
   not the divergence of the model's own (plausible) head motion from the world's random one. And the PSNR
@@ -28,8 +30,8 @@ audio CFG) is compared when the recipe's run folder keeps it (teacher.safetensor
   the mean frame change across window seams / the median change of the steps that change the picture
   (>= 0.002 mean |d| on 0..1 RGB) inside windows, with its standard error (the 8 s demo has 7 seams;
   `--demo-seconds 30` gives 30) and what a step across a latent-group boundary inside windows scores; the
-  share of consecutive frames differing by < 0.002; in-group / cross-group change; eye-band contrast per
-  window relative to the portrait's.
+  share of consecutive frames differing by < 0.002; in-group / cross-group change; eye-band contrast and
+  face edge energy per window relative to the portrait's.
 - Lip sync: Pearson r, per clip, between the generated mouth opening (darkness inside the clip's known mouth
   box, every frame) and the audio loudness envelope; mean over clips; shuffled-audio control (another
   clip's envelope). Ceilings: the ground truth itself, and the ground truth through the VAE; where the VAE
@@ -174,6 +176,12 @@ def round_trip(bundle: MiniBundle, frames: torch.Tensor) -> torch.Tensor:
     return decode(bundle.vae, encode(bundle.vae, frames))
 
 
+def edge_energy(frames: torch.Tensor, box: list[int]) -> torch.Tensor:
+    """Mean Sobel gradient magnitude inside the box (x0, y0, x1, y1) per frame [N]: the detail drawn there."""
+    x0, y0, x1, y1 = box
+    return kornia.filters.sobel(frames.permute(0, 3, 1, 2))[:, :, y0:y1, x0:x1].mean(dim=(1, 2, 3))
+
+
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(10 * torch.log10(1.0 / F.mse_loss(a, b).clamp_min(1e-10)))
 
@@ -239,14 +247,14 @@ def codec(bundle: MiniBundle, clips: int) -> dict[str, float]:
 
 def fidelity(bundle: MiniBundle, sampler: Sampler, clips: int, seconds: float) -> dict[str, list[float]]:
     """Per window index, means over clips: student PSNR / SSIM, VAE-ceiling PSNR / SSIM, eye-band contrast
-    of the student and of the ceiling relative to the reference frame's, and the student's PSNR with every
-    window held on the ground truth's frames, and the PSNR of the world itself redrawn with other random head
-    motion (`retake`, TAKES per clip): what a perfect model scores."""
+    and face edge energy of the student and of the ceiling relative to the reference frame's, the student's
+    PSNR with every window held on the ground truth's frames, and the PSNR of the world itself redrawn with
+    other random head motion (`retake`, TAKES per clip): what a perfect model scores."""
     num_frames = int(seconds * 25)
     windows = plan_windows(num_frames, 33, 9)
     rows: dict[str, list[list[float]]] = {k: [[] for _ in windows] for k in (
-        "psnr", "ssim", "ceiling psnr", "ceiling ssim", "contrast", "ceiling contrast", "held psnr",
-        "take psnr")}
+        "psnr", "ssim", "ceiling psnr", "ceiling ssim", "contrast", "ceiling contrast", "edges",
+        "ceiling edges", "held psnr", "take psnr")}
     for k in range(clips):
         clip = generate_clip(FIRST_SEED + 400 + k, ClipSpec(num_frames=num_frames))
         regions = Regions(clip.face_masks.any(dim=1).float())
@@ -257,6 +265,7 @@ def fidelity(bundle: MiniBundle, sampler: Sampler, clips: int, seconds: float) -
         x0, y0, x1, y1 = union_boxes(clip.face_boxes)[0].tolist()
         faces = clip.face_boxes[0]
         reference_contrast = float(measure_eye_contrast(clip.frames[:1], faces[0])[0])
+        reference_edges = float(edge_energy(clip.frames[:1], [x0, y0, x1, y1])[0])
         for w in windows:
             stop = min(w.output_stop, ceiling.shape[0])
             span = slice(w.output_start, stop)
@@ -267,6 +276,8 @@ def fidelity(bundle: MiniBundle, sampler: Sampler, clips: int, seconds: float) -
                 rows[f"{prefix}ssim"][w.index].append(ssim(crop, truth))
                 contrast = measure_eye_contrast(video[span], faces[span]).mean() / reference_contrast
                 rows[f"{prefix}contrast"][w.index].append(float(contrast))
+                edges = edge_energy(video[span], [x0, y0, x1, y1]).mean() / reference_edges
+                rows[f"{prefix}edges"][w.index].append(float(edges))
             rows["held psnr"][w.index].append(psnr(held[span, y0:y1, x0:x1], truth))
             rows["take psnr"][w.index].append(statistics.fmean(
                 psnr(take[span, y0:y1, x0:x1], truth) for take in takes))
@@ -316,13 +327,15 @@ def temporal(frames: torch.Tensor, windows: tuple[Window, ...]) -> dict[str, flo
     }
 
 
-def demo_contrast(frames: torch.Tensor, windows: tuple[Window, ...], portrait: torch.Tensor) -> list[float]:
-    """Eye-band contrast per window relative to the portrait's (the sample portrait's face box, rendered at
-    the video size; the head sways a little around it)."""
+def demo_detail(frames: torch.Tensor, windows: tuple[Window, ...], portrait: torch.Tensor
+                ) -> tuple[list[float], list[float]]:
+    """Eye-band contrast and face edge energy per window relative to the portrait's (the sample portrait's
+    face box, rendered at the video size; the head sways a little around it)."""
     face = render_portrait(SAMPLE_PORTRAIT_SEED, frames.shape[1], frames.shape[2]).face_boxes[0, 0]
-    reference = float(measure_eye_contrast(portrait, face)[0])
-    return [float(measure_eye_contrast(frames[w.output_start:w.output_stop], face).mean()) / reference
-            for w in windows]
+    contrast, edges = measure_eye_contrast(portrait, face)[0], edge_energy(portrait, face.tolist())[0]
+    spans = [slice(w.output_start, w.output_stop) for w in windows]
+    return ([float(measure_eye_contrast(frames[span], face).mean() / contrast) for span in spans],
+            [float(edge_energy(frames[span], face.tolist()).mean() / edges) for span in spans])
 
 
 # --- lip sync, binding, drift ------------------------------------------------------------------------------
@@ -555,6 +568,8 @@ def main() -> None:
         print(f"  SSIM, VAE ceiling    {_cells(fid['ceiling ssim'], '{:6.3f}')}")
         print(f"  eye contrast / reference's {_cells(fid['contrast'])}")
         print(f"  ... VAE ceiling            {_cells(fid['ceiling contrast'])}")
+        print(f"  face edges / reference's   {_cells(fid['edges'])}")
+        print(f"  ... VAE ceiling            {_cells(fid['ceiling edges'])}")
         above_perfect = min(a / b for a, b in zip(fid["psnr"], fid["take psnr"], strict=True))
         print(f"  worst later window's PSNR / window 1's = {worst:.3f}; the student's PSNR / the perfect "
               f"model's, worst window: {above_perfect:.3f}")
@@ -563,7 +578,7 @@ def main() -> None:
     if "demo" in sections:
         frames, windows, portrait = demo_video(bundle, args.demo_seconds, args.seam_frames)
         t = temporal(frames, windows)
-        contrast = demo_contrast(frames, windows, portrait)
+        contrast, edges = demo_detail(frames, windows, portrait)
         print(f"\nThe {args.demo_seconds:g} s demo (sample portrait, generated voice, seed 0; "
               f"{len(windows)} windows)")
         print(f"  seam change {t['seam change']:.4f} / median changing step "
@@ -573,6 +588,7 @@ def main() -> None:
         print(f"  consecutive frames differing by < {STILL}: {100 * t['still share']:.0f} %")
         print(f"  in-group / cross-group change: {t['group ratio']:.2f}")
         print(f"  eye contrast per window / portrait's: {_cells(contrast)}")
+        print(f"  face edges per window / portrait's:   {_cells(edges)}")
         seam_goal = f"seam change / median changing step ({args.demo_seconds:g} s demo)"
         goals += [(seam_goal, t["seam ratio"], "<=", 1.15),
                   (f"consecutive demo frames differing by < {STILL}", t["still share"], "<", 0.05)]
