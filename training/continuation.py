@@ -25,10 +25,10 @@ from safetensors.torch import load_file
 from magicinfinite_core.latents import decode, encode
 from magicinfinite_core.mini.vae import SmallVideoVAE
 from magicinfinite_core.models.wan import WanModel
-from training.architecture import random_parts
+from training.architecture import Parts, random_parts
 from training.distill import Targets, load_targets, sample_windows, save_targets, student_loss
-from training.loop import Schedule, run_stage
-from training.recipe import DEFAULT_RUN_DIR, FULL, INIT_SEED, train, write_bundle
+from training.loop import Log, Schedule, run_stage
+from training.recipe import DEFAULT_RUN_DIR, FULL, INIT_SEED, Budget, train, write_bundle
 from training.settings import MOTION_FRAMES, RECIPE_VERSION
 from training.world_data import MOTION_STRIDE, WindowSet, load_sets
 
@@ -68,6 +68,38 @@ def continuation_targets(teacher: WanModel, student: WanModel, vae: SmallVideoVA
     return Targets(index, window, noise, x0)
 
 
+def continue_student(run_dir: Path, *, control: bool, budget: Budget = FULL,
+                     windows: tuple[int, int] = WINDOWS, schedule: Schedule = SCHEDULE,
+                     log: Log = print) -> Parts:
+    """Train a finished recipe's student further (resumable, as a recipe stage); returns the parts with it."""
+    parts = train(run_dir, budget, log=log)  # every stage is finished: loaded, not run
+    student = parts.dit
+    teacher = random_parts(INIT_SEED).dit
+    teacher.load_state_dict(load_file(str(run_dir / "teacher.safetensors")))
+    sets = load_sets(run_dir / "data.safetensors")
+    empty = parts.text_encoder.encode([""])
+    targets = load_targets(run_dir / "teacher_targets.safetensors")
+    if not control:
+        relayed_file = run_dir / "continuation_targets.safetensors"
+        if not relayed_file.is_file():
+            started = time.monotonic()
+            generator = torch.Generator().manual_seed(SEED)
+            counts = zip((1, 2), windows, strict=True)
+            save_targets(relayed_file, {
+                count: continuation_targets(teacher, student, parts.vae, sets[count], empty, n, generator)
+                for count, n in counts if count in sets and n})
+            log(f"[continuation] {sum(windows)} windows relayed and sampled "
+                f"({time.monotonic() - started:.0f} s)")
+        relayed = load_targets(relayed_file)
+        targets = {count: t + relayed[count] if count in relayed else t for count, t in targets.items()}
+    student.requires_grad_(True)
+    run_stage("continuation_control" if control else "continuation", run_dir, {"dit": student},
+              lambda step, g: student_loss(student, sets, targets, empty, g, batch=budget.batch),
+              schedule, seed=SEED + 1, checkpoint_every=budget.checkpoint_every, log=log)
+    student.requires_grad_(False)
+    return parts
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -82,35 +114,12 @@ def main(argv: list[str] | None = None) -> None:
                          "run python -m training.recipe --run-dir on it first")
     torch.set_num_threads(1)
     started = time.monotonic()
-    parts = train(args.run_dir)  # every stage is finished: loaded, not run
-    student, run_dir = parts.dit, args.run_dir
-    teacher = random_parts(INIT_SEED).dit
-    teacher.load_state_dict(load_file(str(run_dir / "teacher.safetensors")))
-    sets = load_sets(run_dir / "data.safetensors")
-    empty = parts.text_encoder.encode([""])
-    targets = load_targets(run_dir / "teacher_targets.safetensors")
-    if not args.control:
-        relayed_file = run_dir / "continuation_targets.safetensors"
-        if not relayed_file.is_file():
-            generator = torch.Generator().manual_seed(SEED)
-            counts = zip((1, 2), WINDOWS, strict=True)
-            save_targets(relayed_file, {
-                count: continuation_targets(teacher, student, parts.vae, sets[count], empty, n, generator)
-                for count, n in counts if count in sets})
-            print(f"[continuation] {sum(WINDOWS)} windows relayed and sampled "
-                  f"({time.monotonic() - started:.0f} s)")
-        relayed = load_targets(relayed_file)
-        targets = {count: t + relayed[count] if count in relayed else t for count, t in targets.items()}
-    name = "continuation_control" if args.control else "continuation"
-    student.requires_grad_(True)
-    run_stage(name, run_dir, {"dit": student},
-              lambda step, g: student_loss(student, sets, targets, empty, g, batch=FULL.batch),
-              SCHEDULE, seed=SEED + 1, checkpoint_every=FULL.checkpoint_every)
-    student.requires_grad_(False)
+    parts = continue_student(args.run_dir, control=args.control)
     notes = (f"Recipe {RECIPE_VERSION}'s student trained further by `python -m training.continuation"
              f"{' --control' if args.control else ''}` (not the shipped bundle). See docs/mini.md.")
     print(write_bundle(parts, args.bundle, trained=True, notes=notes))
-    print(f"{name} finished in {(time.monotonic() - started) / 60:.1f} min")
+    print(f"continuation{' control' if args.control else ''} finished in "
+          f"{(time.monotonic() - started) / 60:.1f} min")
 
 
 if __name__ == "__main__":
