@@ -88,8 +88,6 @@ def run_stage(name: str, run_dir: Path, modules: dict[str, nn.Module], loss_fn: 
     Returns the losses of the steps run in this call. `run_dir/name/done` marks a finished stage."""
     folder = run_dir / name
     done, checkpoint = folder / "done", folder / "checkpoint.safetensors"
-    if done.is_file():
-        log(f"[{name}] finished earlier; loading it")
     named = _trainable(modules)
     optimizer = torch.optim.AdamW([p for _, p in named], lr=schedule.lr, weight_decay=schedule.weight_decay)
     generator = torch.Generator().manual_seed(seed)
@@ -98,6 +96,10 @@ def run_stage(name: str, run_dir: Path, modules: dict[str, nn.Module], loss_fn: 
         step = load_checkpoint(checkpoint, modules, optimizer, generator)
         if not done.is_file():
             log(f"[{name}] resuming at step {step}/{schedule.steps}")
+        elif step < schedule.steps:  # a larger budget than the run had: it trains on
+            log(f"[{name}] finished earlier at step {step}; training on to {schedule.steps}")
+        else:
+            log(f"[{name}] finished earlier; loading it")
     losses: list[float] = []
     started = time.monotonic()
     while step < schedule.steps:

@@ -174,3 +174,23 @@ def test_interrupted_stage_resumes_to_the_same_weights(tmp_path):
     for key, value in whole.state_dict().items():
         assert torch.equal(value, resumed.state_dict()[key])
     assert not torch.equal(build().weight, resumed.weight)
+
+
+def test_a_finished_stage_is_loaded_or_says_it_trains_on_to_a_larger_budget(tmp_path):
+    module = nn.Linear(3, 1)
+
+    def loss_fn(step, g):
+        x = torch.randn(4, 3, generator=g)
+        return (module(x) - x.sum(dim=1, keepdim=True)).square().mean()
+
+    run_stage("s", tmp_path, {"m": module}, loss_fn, Schedule(steps=3, lr=0.05, warmup=1), seed=0,
+              log=lambda line: None)
+    finished = module.weight.detach().clone()
+    lines: list[str] = []
+    assert run_stage("s", tmp_path, {"m": module}, loss_fn, Schedule(steps=3, lr=0.05, warmup=1), seed=0,
+                     log=lines.append) == []
+    assert lines == ["[s] finished earlier; loading it"] and torch.equal(module.weight, finished)
+    lines.clear()
+    losses = run_stage("s", tmp_path, {"m": module}, loss_fn, Schedule(steps=5, lr=0.05, warmup=1), seed=0,
+                       log=lines.append, log_every=100)
+    assert lines[0] == "[s] finished earlier at step 3; training on to 5" and len(losses) == 2
