@@ -1,7 +1,6 @@
 """The recipe as one command on a micro budget: every stage runs, a second run loads them all instead of
 training again, and the continuation trial (training.continuation) trains the finished student further."""
 
-import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -14,14 +13,6 @@ STEPS = Schedule(steps=2, lr=1e-3, warmup=1)
 MICRO = Budget(vae=STEPS, audio_encoder=STEPS, clips=4, stage1=STEPS, stage2=STEPS, teacher_windows=(2, 1),
                student=STEPS, batch=2)
 STAGES = ("vae", "audio_encoder", "stage1", "stage2", "student")
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _weights(module: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -21,14 +21,6 @@ from training.world_data import HELD_LATENTS, encode_clips
 SEEDS = [0, 1, 2, 3]  # seed 3 has two characters
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def parts():
     return random_parts(0)
