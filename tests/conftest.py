@@ -79,3 +79,12 @@ def tiny_model():
 def tiny_inputs():
     """Factory: tiny_inputs(config, *, batch, frames, height, width, speakers, seed) -> forward kwargs."""
     return make_inputs
+
+
+@pytest.fixture
+def one_thread():
+    """Torch on one thread for the test (the training recipe's setting: its figures are compared exactly)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

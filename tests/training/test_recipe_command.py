@@ -1,6 +1,7 @@
 """The recipe as one command on a micro budget: every stage runs, a second run loads them all instead of
 training again, and the continuation trial (training.continuation) trains the finished student further."""
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -8,6 +9,8 @@ from magicinfinite_core.mini.bundle import load_bundle
 from training.continuation import continue_student
 from training.loop import Schedule
 from training.recipe import Budget, train, write_bundle
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 STEPS = Schedule(steps=2, lr=1e-3, warmup=1)
 MICRO = Budget(vae=STEPS, audio_encoder=STEPS, clips=4, stage1=STEPS, stage2=STEPS, teacher_windows=(2, 1),

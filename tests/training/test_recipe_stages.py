@@ -18,6 +18,8 @@ from training.loop import Schedule, run_stage
 from training.natural_images import natural_clip
 from training.world_data import HELD_LATENTS, encode_clips
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 SEEDS = [0, 1, 2, 3]  # seed 3 has two characters
 
 
