@@ -262,10 +262,11 @@ def fidelity(bundle: MiniBundle, sampler: Sampler, clips: int, seconds: float) -
         ceiling = round_trip(bundle, clip.frames)
         held = held_on_truth(bundle, sampler, clip, regions, seed=k)
         takes = [retake(clip, seed=TAKES * k + j) for j in range(TAKES)]
-        x0, y0, x1, y1 = union_boxes(clip.face_boxes)[0].tolist()
+        box = union_boxes(clip.face_boxes)[0].tolist()
+        x0, y0, x1, y1 = box
         faces = clip.face_boxes[0]
         reference_contrast = float(measure_eye_contrast(clip.frames[:1], faces[0])[0])
-        reference_edges = float(edge_energy(clip.frames[:1], [x0, y0, x1, y1])[0])
+        reference_edges = float(edge_energy(clip.frames[:1], box)[0])
         for w in windows:
             stop = min(w.output_stop, ceiling.shape[0])
             span = slice(w.output_start, stop)
@@ -276,7 +277,7 @@ def fidelity(bundle: MiniBundle, sampler: Sampler, clips: int, seconds: float) -
                 rows[f"{prefix}ssim"][w.index].append(ssim(crop, truth))
                 contrast = measure_eye_contrast(video[span], faces[span]).mean() / reference_contrast
                 rows[f"{prefix}contrast"][w.index].append(float(contrast))
-                edges = edge_energy(video[span], [x0, y0, x1, y1]).mean() / reference_edges
+                edges = edge_energy(video[span], box).mean() / reference_edges
                 rows[f"{prefix}edges"][w.index].append(float(edges))
             rows["held psnr"][w.index].append(psnr(held[span, y0:y1, x0:x1], truth))
             rows["take psnr"][w.index].append(statistics.fmean(
@@ -332,10 +333,11 @@ def demo_detail(frames: torch.Tensor, windows: tuple[Window, ...], portrait: tor
     """Eye-band contrast and face edge energy per window relative to the portrait's (the sample portrait's
     face box, rendered at the video size; the head sways a little around it)."""
     face = render_portrait(SAMPLE_PORTRAIT_SEED, frames.shape[1], frames.shape[2]).face_boxes[0, 0]
-    contrast, edges = measure_eye_contrast(portrait, face)[0], edge_energy(portrait, face.tolist())[0]
+    box = face.tolist()
+    contrast, edges = measure_eye_contrast(portrait, face)[0], edge_energy(portrait, box)[0]
     spans = [slice(w.output_start, w.output_stop) for w in windows]
     return ([float(measure_eye_contrast(frames[span], face).mean() / contrast) for span in spans],
-            [float(edge_energy(frames[span], face.tolist()).mean() / edges) for span in spans])
+            [float(edge_energy(frames[span], box).mean() / edges) for span in spans])
 
 
 # --- lip sync, binding, drift ------------------------------------------------------------------------------

@@ -140,9 +140,9 @@ def retake(clip: Clip, seed: int) -> torch.Tensor:
     motions = []
     for own in clip.motions:
         new = random_motion(generator, clip.fps, own.openness, own.vowel, clip.spec.motion_scale)
-        motions.append(replace(new, blink=own.blink, offset=new.offset - new.offset[:1] + own.offset[:1],
-                               roll=new.roll - new.roll[:1] + own.roll[:1],
-                               gaze=new.gaze - new.gaze[:1] + own.gaze[:1]))
+        moved = {name: getattr(new, name) - getattr(new, name)[:1] + getattr(own, name)[:1]
+                 for name in ("offset", "roll", "gaze")}
+        motions.append(replace(new, blink=own.blink, **moved))
     return draw_scene(clip.background, clip.styles, tuple(motions), clip.spec.height, clip.spec.width).frames
 
 
